@@ -1,0 +1,39 @@
+"""What every script shares: logging, one-line errors, exit codes. Scripts parse arguments and call library code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from rag.errors import RagError
+
+INTERRUPTED = 130
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logging")
+
+
+def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Run `main`, turning known failures into one line on stderr and a non-zero exit code."""
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s" if debug else "%(levelname)s: %(message)s",
+    )
+    if not debug:
+        for noisy in ("pymilvus", "milvus_lite", "grpc", "httpx", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    try:
+        return main(args)
+    except RagError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
