@@ -16,7 +16,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logging")
 
 
-def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+def run(
+    main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None = None
+) -> int:
     """Run `main`, turning known failures into one line on stderr and a non-zero exit code."""
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rag.ingest import IngestReport, ingest
 from rag.settings import Settings
-from rag.store import open_client
+from rag.store import open_client, release
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
+    from loaders.splitter import MarkdownSplitter
 
 log = logging.getLogger(__name__)
 
 ALL_FILES = ("**/*.md", "**/*.json")
+# Bump when loading or splitting changes what a file turns into, so that every file is indexed again.
+PIPELINE_VERSION = "1"
 
 
 def run_ingest(
@@ -37,7 +46,8 @@ def run_ingest(
         download_timeout=settings.download_timeout,
         progress=progress,
     )
-    documents = loader.load()
+    splitter = MarkdownSplitter()
+    documents = [_keyed(doc, splitter) for doc in loader.load()]
     embeddings = build_embeddings(settings)
     client = open_client(settings)
     try:
@@ -45,7 +55,7 @@ def run_ingest(
             client,
             settings.collection,
             documents,
-            split=MarkdownSplitter().split_documents,
+            split=splitter.split_documents,
             embeddings=embeddings,
             embedding_model=embeddings.model_id,
             dim=embeddings.dim or len(embeddings.embed_query("dimension probe")),
@@ -55,4 +65,13 @@ def run_ingest(
             skipped=[(s.path, s.reason) for s in loader.stats.skipped],
         )
     finally:
-        client.close()
+        release(settings, client)
+
+
+def _keyed(doc: Document, splitter: MarkdownSplitter) -> Document:
+    """Key a file by what it becomes, not only its bytes: an edited fragment or variable it includes, or a
+    new splitter, changes its chunks too."""
+    recipe = f"{PIPELINE_VERSION}|{splitter.max_tokens}|{splitter.overlap_tokens}|{doc.metadata['content_hash']}|"
+    digest = hashlib.sha256((recipe + doc.page_content).encode()).hexdigest()
+    doc.metadata["content_hash"] = digest
+    return doc

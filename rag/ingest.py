@@ -81,9 +81,8 @@ class _Indexed:
 
     def complete(self, content_hash: str) -> bool:
         """The file is indexed at exactly this version, every chunk present, nothing else."""
-        return (
-            set(self.pks_by_hash) == {content_hash}
-            and len(self.pks_by_hash[content_hash]) == self.n_chunks.get(content_hash, -1)
+        return set(self.pks_by_hash) == {content_hash} and len(self.pks_by_hash[content_hash]) == self.n_chunks.get(
+            content_hash, -1
         )
 
 
@@ -214,9 +213,7 @@ def ingest(
     return report
 
 
-def _write(
-    client: MilvusClient, name: str, chunks: list[Document], embeddings: Embeddings, progress: bool
-) -> None:
+def _write(client: MilvusClient, name: str, chunks: list[Document], embeddings: Embeddings, progress: bool) -> None:
     """Embed and insert in batches, shortest texts together so that padding stays small."""
     if not chunks:
         return

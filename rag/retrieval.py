@@ -31,9 +31,7 @@ class MilvusRetriever(BaseRetriever):
     mode: Literal["dense", "hybrid"] = "dense"
     filter: str | None = Field(default=None, description="Milvus boolean expression on metadata")
 
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         kwargs: dict[str, Any] = {"k": self.k}
         if self.filter:
             kwargs["expr"] = self.filter
@@ -53,9 +51,7 @@ def open_store(settings: Settings) -> Milvus:
     from rag.store import open_vectorstore
 
     embeddings = build_embeddings(settings)
-    return open_vectorstore(
-        settings, embeddings, embedding_model=embeddings.model_id, dim=embeddings.dim or 0
-    )
+    return open_vectorstore(settings, embeddings, embedding_model=embeddings.model_id, dim=embeddings.dim or 0)
 
 
 def build_retriever(

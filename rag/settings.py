@@ -13,9 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SOURCE = (
-    "https://github.com/milvus-io/milvus-docs/releases/download/v2.4.6-preview/milvus_docs_2.4.x_en.zip"
-)
+DEFAULT_SOURCE = "https://github.com/milvus-io/milvus-docs/releases/download/v2.4.6-preview/milvus_docs_2.4.x_en.zip"
 APP_NAME = "milvus-deepseek-rag"
 
 
@@ -27,9 +25,7 @@ def _xdg(var: str, fallback: str) -> Path:
 class Settings(BaseSettings):
     """Every setting of the project; the README's settings table lists the same names."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     # --- LLM (DeepSeek through the OpenAI protocol) ---
     deepseek_api_key: SecretStr | None = Field(default=None, validation_alias="DEEPSEEK_API_KEY")

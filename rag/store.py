@@ -90,9 +90,7 @@ def _connection_error(exc: BaseException, settings: Settings) -> StoreError:
             "check that the folder is writable, or rebuild it: python scripts/ingest.py --rebuild",
         )
     if any(w in text.lower() for w in ("auth", "token", "credential", "permission", "denied")):
-        return StoreError(
-            f"Milvus at {where} refused the credentials", "check MILVUS_TOKEN (user:password or API key)"
-        )
+        return StoreError(f"Milvus at {where} refused the credentials", "check MILVUS_TOKEN (user:password or API key)")
     return StoreError(
         f"cannot reach Milvus at {where}",
         "start the server or fix MILVUS_URI; unset MILVUS_URI to use the local Milvus Lite index",
@@ -111,9 +109,7 @@ def server_supports_bm25(client: MilvusClient) -> bool:
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= (2, 5)
 
 
-def create_collection(
-    client: MilvusClient, name: str, *, dim: int, embedding_model: str, bm25: bool
-) -> CollectionInfo:
+def create_collection(client: MilvusClient, name: str, *, dim: int, embedding_model: str, bm25: bool) -> CollectionInfo:
     from pymilvus import DataType, Function, FunctionType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -176,7 +172,7 @@ def check_model(info: CollectionInfo, embedding_model: str, dim: int) -> None:
             f"collection '{info.name}' holds vectors of {info.embedding_model} ({info.dim} dims), "
             f"but the configured embedding is {embedding_model} ({dim} dims)",
             "rebuild the index with this model: python scripts/ingest.py --rebuild "
-            f"(or set RAG_EMBEDDING back to the model the index was built with)",
+            "(or set RAG_EMBEDDING back to the model the index was built with)",
         )
 
 
@@ -219,3 +215,22 @@ def open_vectorstore(
         )
     except Exception as exc:
         raise _connection_error(exc, settings) from None
+
+
+def release(settings: Settings, *clients: Any) -> None:
+    """Close clients and, for Milvus Lite, stop its in-process server so another process can open the folder.
+
+    Milvus Lite keeps serving a database folder (and holding its lock) until the process exits, even after
+    every client is closed; a long-lived app that ingests and then lets `ask.py` run must let go explicitly.
+    """
+    for client in clients:
+        try:
+            client.close()
+        except Exception:  # closing is best effort; the lock release below is what matters
+            log.debug("closing a Milvus client failed", exc_info=True)
+    if settings.uses_lite:
+        try:
+            from milvus_lite.server_manager import server_manager_instance
+        except ImportError:
+            return
+        server_manager_instance.release_server(str(settings.milvus_lite_path))

@@ -18,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Settings (RAG_SOURCE, RAG_GLOB, MILVUS_URI, ...) come from the environment or .env; see README.",
     )
-    parser.add_argument("--source", help="folder, .zip or http(s) URL of a zip (default: RAG_SOURCE, the Milvus docs release)")
+    parser.add_argument(
+        "--source", help="folder, .zip or http(s) URL of a zip (default: RAG_SOURCE, the Milvus docs release)"
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--glob", help="files to index, relative to the corpus root (default: RAG_GLOB, en/faq/*.md)")
     which.add_argument("--all", action="store_true", help="index every .md and .json file of the corpus")

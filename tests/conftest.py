@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.support.openai_server"]
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS_ZIP = (REPO.parent / "shared" / "data" / "milvus_docs_2.4.x_en.zip").resolve()
 

@@ -47,7 +47,12 @@ def as_docs(files: dict[str, str]) -> list[Document]:
     return [
         Document(
             text,
-            metadata={"source": src, "title": src, "heading": "", "content_hash": hashlib.sha256(text.encode()).hexdigest()},
+            metadata={
+                "source": src,
+                "title": src,
+                "heading": "",
+                "content_hash": hashlib.sha256(text.encode()).hexdigest(),
+            },
         )
         for src, text in files.items()
     ]
@@ -69,8 +74,15 @@ def run(client, settings, files, emb=None, **kw):
     emb = emb or CountingEmbedding(size=DIM)
     kw.setdefault("in_scope", lambda s: s.startswith("docs/"))
     return ingest(
-        client, settings.collection, as_docs(files), split=split, embeddings=emb,
-        embedding_model="fake-16", dim=DIM, progress=False, **kw,
+        client,
+        settings.collection,
+        as_docs(files),
+        split=split,
+        embeddings=emb,
+        embedding_model="fake-16",
+        dim=DIM,
+        progress=False,
+        **kw,
     )
 
 
@@ -176,8 +188,15 @@ def test_another_embedding_model_is_refused_with_a_rebuild_hint(client, settings
     run(client, settings, FILES)
     with pytest.raises(EmbeddingModelError, match="--rebuild"):
         ingest(
-            client, settings.collection, as_docs(FILES), split=split, embeddings=CountingEmbedding(size=8),
-            embedding_model="fake-8", dim=8, in_scope=lambda s: True, progress=False,
+            client,
+            settings.collection,
+            as_docs(FILES),
+            split=split,
+            embeddings=CountingEmbedding(size=8),
+            embedding_model="fake-8",
+            dim=8,
+            in_scope=lambda s: True,
+            progress=False,
         )
 
 
