@@ -97,13 +97,24 @@ def _connection_error(exc: BaseException, settings: Settings) -> StoreError:
     )
 
 
-def server_supports_bm25(client: MilvusClient) -> bool:
-    """BM25 functions arrived in Milvus 2.5; Milvus Lite has them."""
+def _version(client: MilvusClient) -> str:
     try:
-        version = str(client.get_server_version())
+        return str(client.get_server_version())
     except Exception:  # an old server may not answer this at all
-        return False
-    if "lite" in version.lower():
+        return ""
+
+
+def _is_lite(client: MilvusClient) -> bool:
+    return _version(client).startswith("milvus_lite")
+
+
+def server_supports_bm25(client: MilvusClient) -> bool:
+    """BM25 functions arrived in Milvus 2.5; Milvus Lite (`milvus_lite-3.x`) has them.
+
+    The embedded server of the PyPI package `milvus` reports `v2.3.5-lite`: a 2.3 server, without them.
+    """
+    version = _version(client)
+    if version.startswith("milvus_lite"):
         return True
     match = re.search(r"(\d+)\.(\d+)", version)
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= (2, 5)
@@ -142,13 +153,6 @@ def create_collection(client: MilvusClient, name: str, *, dim: int, embedding_mo
         properties={PROP_MODEL: embedding_model, PROP_DIM: str(dim), PROP_SCHEMA: SCHEMA_VERSION},
     )
     return CollectionInfo(name, embedding_model, dim, bm25)
-
-
-def _is_lite(client: MilvusClient) -> bool:
-    try:
-        return "lite" in str(client.get_server_version()).lower()
-    except Exception:
-        return False
 
 
 def describe(client: MilvusClient, name: str) -> CollectionInfo | None:
