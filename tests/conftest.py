@@ -47,3 +47,12 @@ def docs_zip() -> Path:
     if not DOCS_ZIP.is_file():
         pytest.fail(f"the Milvus docs zip is expected at {DOCS_ZIP} (shared/ beside the repository)")
     return DOCS_ZIP
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real standalone Milvus 2.3.5 (PyPI package `milvus`) on 127.0.0.1, shared by the session's tests."""
+    from tests.support.milvus_server import start_milvus_server
+
+    with start_milvus_server(tmp_path_factory.mktemp("milvus-server")) as uri:
+        yield uri

@@ -1,0 +1,35 @@
+"""The same ingest and search against a real Milvus server through MILVUS_URI (Milvus 2.3.5, no BM25)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.indexing import run_ingest
+from rag.retrieval import build_retriever
+from rag.settings import get_settings
+from rag.store import describe, open_client, release
+
+pytestmark = pytest.mark.server
+
+GOLD = "Milvus deals with two types of data"
+
+
+def test_ingest_and_search_on_a_real_server(milvus_server_uri, docs_zip, monkeypatch):
+    monkeypatch.setenv("MILVUS_URI", milvus_server_uri)
+    monkeypatch.setenv("MILVUS_COLLECTION", "server_faq")
+    settings = get_settings()
+    first = run_ingest(settings, source=str(docs_zip), progress=False)
+    assert first.files_read == 4 and first.chunks_added > 20
+
+    again = run_ingest(settings, source=str(docs_zip), progress=False)
+    assert (again.chunks_added, again.chunks_deleted, again.files_unchanged) == (0, 0, 4)
+
+    client = open_client(settings)
+    info = describe(client, settings.collection)
+    release(settings, client)
+    assert info is not None and not info.has_bm25  # 2.3 has no BM25 function
+
+    retriever = build_retriever(settings, k=3, mode="dense")
+    texts = [d.page_content for d in retriever.invoke("How is data stored in milvus?")]
+    assert any(GOLD in t for t in texts)
+    assert all(d.metadata["source"].startswith("en/faq/") for d in retriever.invoke("index types"))
