@@ -29,6 +29,9 @@ HEADING_SEPARATOR = " > "
 _SENTENCE_END = re.compile(r"(?<=[.!?;:。！？])\s+")
 _WORDLIKE = re.compile(r"\w")
 _NORMALIZE = re.compile(r"[\s`*_]+")
+#: Sections that only point elsewhere ("What's next", "See also", ...): lists of link texts once links are
+#: rendered as text, they match any query about their targets and crowd out the pages they point to.
+NAVIGATION_HEADINGS = re.compile(r"(what'?s next|next steps?|see also|related (topics|articles|pages|links))\W*", re.I)
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
 
 
@@ -121,7 +124,8 @@ class MarkdownSplitter(TextSplitter):
     `heading`, `chunk_index` and `n_chunks`, and `Document.id` is `chunk_id(source, content_hash, index)`.
     Long sections are cut at paragraphs, then lines, then sentences, then words, the next piece starting
     with up to `overlap_tokens` of the previous one; a code block longer than the window is cut at lines
-    and each piece fenced again.
+    and each piece fenced again. Sections whose own heading matches `skip_headings` (navigation such as
+    "What's next") are left out; pass None to keep them.
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class MarkdownSplitter(TextSplitter):
         batch_length_function: Callable[[list[str]], list[int]] | None = None,
         additive: bool | None = None,
         heading_separator: str = HEADING_SEPARATOR,
+        skip_headings: re.Pattern[str] | None = NAVIGATION_HEADINGS,
         cache_size: int = 1 << 17,
     ) -> None:
         overlap = max_tokens // 8 if overlap_tokens is None else overlap_tokens
@@ -141,6 +146,7 @@ class MarkdownSplitter(TextSplitter):
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap
         self.heading_separator = heading_separator
+        self.skip_headings = skip_headings
         self.additive = (measure is count_tokens or measure is len) if additive is None else additive
         if batch_length_function is None and measure is count_tokens:
             batch_length_function = count_tokens_batch
@@ -235,6 +241,7 @@ class MarkdownSplitter(TextSplitter):
             found = sections(text, title)
             if self._batch_length is not None:
                 self._prefetch(list(self._pieces(found)))
+        found = [s for s in found if not self._skipped(s)]
         paths = [self.heading_separator.join(section.path) for section in found]
         for full_path, section in zip(paths, found, strict=True):
             path = self._fit_heading(full_path)
@@ -242,6 +249,10 @@ class MarkdownSplitter(TextSplitter):
             for body in self._split_section(head, section.blocks):
                 out.append((path, head + body))
         return out
+
+    def _skipped(self, section: Section) -> bool:
+        """A navigation section (by its own heading, not the page title) is left out of the index."""
+        return bool(self.skip_headings and len(section.path) > 1 and self.skip_headings.fullmatch(section.path[-1]))
 
     def _pieces(self, found: list[Section]) -> Iterable[str]:
         """Every string the chunking measures first: heading lines and blocks (see `_block_cost`)."""

@@ -27,7 +27,11 @@ def run(
         format="%(levelname)s %(name)s: %(message)s" if debug else "%(levelname)s: %(message)s",
     )
     if not debug:
-        for noisy in ("pymilvus", "milvus_lite", "grpc", "httpx", "urllib3"):
+        # pymilvus configures its loggers when first imported (resetting levels set before), then logs every
+        # failed call with a traceback (a malformed filter, say): import it first, then quieten it.
+        import pymilvus  # noqa: F401
+
+        for noisy in ("pymilvus", "pymilvus.milvus_client", "milvus_lite", "grpc", "httpx", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         return main(args)

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 ALL_FILES = ("**/*.md", "**/*.json")
 # Bump when loading or splitting changes what a file turns into, so that every file is indexed again.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 
 def run_ingest(

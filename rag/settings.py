@@ -54,11 +54,21 @@ class Settings(BaseSettings):
 
     # --- Retrieval ---
     k: int = Field(default=3, validation_alias="RAG_K")
-    mode: Literal["dense", "hybrid"] = Field(default="dense", validation_alias="RAG_MODE")
+    # hybrid beats dense on scripts/evaluate.py (see README); a server without BM25 falls back to dense.
+    mode: Literal["dense", "hybrid"] = Field(default="hybrid", validation_alias="RAG_MODE")
+    # Hybrid fusion: reciprocal rank fusion, sum of weight / (rrf_k + rank) over the dense and BM25 lists.
+    # A small rrf_k lets the top of each list decide; dense, the stronger list alone, weighs more.
+    rrf_k: int = Field(default=10, ge=1, validation_alias="RAG_RRF_K")
+    hybrid_weights: str = Field(default="1,0.5", validation_alias="RAG_HYBRID_WEIGHTS")
 
     # --- Folders ---
     data_dir_override: Path | None = Field(default=None, validation_alias="RAG_DATA_DIR")
     cache_dir_override: Path | None = Field(default=None, validation_alias="RAG_CACHE_DIR")
+
+    @property
+    def hybrid_weight_pair(self) -> tuple[float, float]:
+        """RAG_HYBRID_WEIGHTS as (dense, sparse): two non-negative numbers, not both zero."""
+        return parse_weights(self.hybrid_weights)
 
     @cached_property
     def data_dir(self) -> Path:
@@ -81,6 +91,24 @@ class Settings(BaseSettings):
     @property
     def record_db_path(self) -> Path:
         return self.data_dir / f"records-{self.collection}.sqlite"
+
+
+def parse_weights(text: str) -> tuple[float, float]:
+    from rag.errors import ConfigError
+
+    parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
+    try:
+        dense, sparse = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(
+            f"RAG_HYBRID_WEIGHTS must be two numbers 'dense,sparse', got {text!r}", "for example RAG_HYBRID_WEIGHTS=1,1"
+        ) from None
+    if dense < 0 or sparse < 0 or dense + sparse == 0:
+        raise ConfigError(
+            f"RAG_HYBRID_WEIGHTS must be non-negative and not both zero, got {text!r}",
+            "for example RAG_HYBRID_WEIGHTS=1,1",
+        )
+    return dense, sparse
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -64,3 +64,15 @@ def test_answers_from_the_milvus_index(openai_server: FakeDeepSeek, indexed: Set
 
     one = rag.invoke({"question": "Where does Milvus store its data?"}, config={"configurable": {"k": 1}})
     assert [s["heading"] for s in one["sources"]] == [top["heading"]]
+
+
+def test_a_filter_per_call_reaches_milvus(openai_server: FakeDeepSeek, indexed: Settings) -> None:
+    rag: Runnable = build_rag_chain(settings=indexed)
+    question = {"question": "Where does Milvus store its data?"}
+    only_ops = rag.invoke(question, config={"configurable": {"filter": 'source == "en/faq/operational_faq.md"'}})
+    assert [s["source"] for s in only_ops["sources"]] == ["en/faq/operational_faq.md"]
+    (request,) = openai_server.chat_requests()
+    assert "etcd" not in request.text("user") and "Windows" in request.text("user")
+
+    everything = rag.invoke(question)
+    assert everything["sources"][0]["source"] == "en/faq/product_faq.md"

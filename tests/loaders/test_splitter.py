@@ -188,6 +188,24 @@ def test_sections_without_text_give_no_chunks(splitter: MarkdownSplitter) -> Non
     assert [c.page_content for c in chunks] == ["Guide > Real\n\nText."]
 
 
+def test_navigation_sections_are_left_out(splitter: MarkdownSplitter) -> None:
+    text = (
+        "# Install Milvus Offline\n\nDownload the images first.\n\n"
+        "## What's next\n\n- Learn how to scale a cluster.\n- Learn about monitoring.\n\n"
+        "## See also:\n\n- Upgrade guide\n"
+    )
+    page = doc(text, title="Install Milvus Offline")
+    chunks = splitter.split_documents([page])
+    assert [c.metadata["heading"] for c in chunks] == ["Install Milvus Offline"]
+    kept = MarkdownSplitter(skip_headings=None).split_documents([page])
+    assert [c.metadata["heading"] for c in kept][1:] == [
+        "Install Milvus Offline > What's next",
+        "Install Milvus Offline > See also:",
+    ]
+    # a page that is itself about next steps keeps its text
+    assert MarkdownSplitter().split_text("# Next steps\n\nPlan the upgrade.") == ["Next steps\n\nPlan the upgrade."]
+
+
 def test_document_without_title_or_headings(splitter: MarkdownSplitter) -> None:
     assert splitter.split_text("just text") == ["just text"]
     assert splitter.split_text("") == []
