@@ -32,36 +32,51 @@ from pydantic import BaseModel, ConfigDict, Field
 from chains.llm import build_llm, configurable_llm
 from chains.prompts import CONDENSE_PROMPT, RAG_PROMPT, fence, format_context, format_conversation
 from chains.schemas import RagInput, RagOutput, Source
+from chains.tracing import chain_trace_config
 from rag.errors import ConfigError
 from rag.settings import Settings, get_settings
 
 
 class RetrieveStep(RunnableSerializable[str, list[Document]]):
-    """Runs any retriever with a `k` that callers can change per call (`configurable={"k": 5}`).
+    """Runs any retriever with a `k` and a metadata `filter` that callers can change per call
+    (`configurable={"k": 5, "filter": 'source like "en/faq/%"'}`).
 
     How `k` reaches the retriever, by kind: a retriever with its own `k` field (the project's
     MilvusRetriever, BM25Retriever, ...) is called as a copy with that `k`; any other `BaseRetriever` gets
     the `k=` keyword (a vector store's retriever passes it to the search); any runnable can read
     `config["configurable"]["k"]`. The result is cut to `k` in case the retriever returned more.
+    A `filter` (a Milvus boolean expression; None keeps the retriever's own) reaches a retriever with a
+    `filter` field the same way; any runnable can read `config["configurable"]["filter"]`.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     retriever: Runnable[str, list[Document]]
     k: int = Field(default=3, ge=1)
+    filter: str | None = None
     name: str | None = "retrieve"
 
     def _target(self) -> tuple[Runnable[str, list[Document]], dict[str, Any]]:
-        """The retriever to call for this `k`, and the keywords to call it with."""
+        """The retriever to call for this `k` and filter, and the keywords to call it with."""
         retriever = self.retriever
-        if isinstance(retriever, BaseModel) and "k" in type(retriever).model_fields:
-            if retriever.k != self.k:  # type: ignore[attr-defined]
-                retriever = retriever.model_copy(update={"k": self.k})  # shallow: the store is shared
-            return retriever, {}
+        if isinstance(retriever, BaseModel):
+            fields = type(retriever).model_fields
+            update: dict[str, Any] = {}
+            if "k" in fields and retriever.k != self.k:  # type: ignore[attr-defined]
+                update["k"] = self.k
+            if self.filter is not None and "filter" in fields:
+                update["filter"] = self.filter
+            if update:
+                retriever = retriever.model_copy(update=update)  # shallow: the store is shared
+            if "k" in fields:
+                return retriever, {}
         return retriever, ({"k": self.k} if isinstance(retriever, BaseRetriever) else {})
 
     def _child_config(self, config: RunnableConfig, run_manager: Any) -> RunnableConfig:
-        return patch_config(config, callbacks=run_manager.get_child(), configurable={"k": self.k})
+        configurable: dict[str, Any] = {"k": self.k}
+        if self.filter is not None:
+            configurable["filter"] = self.filter
+        return patch_config(config, callbacks=run_manager.get_child(), configurable=configurable)
 
     def _retrieve(
         self, query: str, run_manager: CallbackManagerForChainRun, config: RunnableConfig
@@ -131,8 +146,8 @@ def build_rag_chain(
     """The question-answering chain over the Milvus docs.
 
     Input `{"question": str, "chat_history": [...]}` (history optional); output `{"answer": str,
-    "sources": [{"n", "source", "heading", "score", "text"}]}`. Per call, `configurable` takes `k`, `model`
-    and `temperature`.
+    "sources": [{"n", "source", "heading", "score", "text"}]}`. Per call, `configurable` takes `k`, `filter`
+    (a Milvus boolean expression on metadata), `model` and `temperature`.
 
     Defaults: the retriever from `rag.retrieval.build_retriever`, the LLM from `chains.llm.build_llm`, `k`
     from settings (RAG_K). `retriever` may be any runnable str → list[Document]; a passage's score is read
@@ -154,7 +169,10 @@ def build_rag_chain(
     )
     generate = (prompt | model | AnswerParser()).with_config(run_name="generate", tags=["generate"])
     retrieve = RetrieveStep(retriever=retriever, k=k).configurable_fields(
-        k=ConfigurableField(id="k", name="k", description="How many passages to retrieve")
+        k=ConfigurableField(id="k", name="k", description="How many passages to retrieve"),
+        filter=ConfigurableField(
+            id="filter", name="filter", description='Milvus boolean expression on metadata, e.g. source like "en/faq/%"'
+        ),
     )
 
     def standalone_question(inputs: dict[str, Any]) -> Runnable | str:
@@ -172,7 +190,8 @@ def build_rag_chain(
         )
         | RunnableParallel(answer=generate, sources=itemgetter("sources"))
     )
-    return chain.with_config(run_name="rag").with_types(input_type=RagInput, output_type=RagOutput)
+    trace = chain_trace_config(settings, k=k, retriever=retriever, llm=model)
+    return chain.with_config(run_name="rag", **trace).with_types(input_type=RagInput, output_type=RagOutput)
 
 
 def prepare_input(inputs: Mapping[str, Any] | str) -> dict[str, Any]:

@@ -16,11 +16,20 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logging")
 
 
+def load_env_file() -> None:
+    """`.env` in the working folder, into the environment (variables already set win): the settings read it
+    anyway, and this way the variables other libraries read (LANGSMITH_*) can live there too."""
+    from dotenv import load_dotenv
+
+    load_dotenv(".env", override=False)
+
+
 def run(
     main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None = None
 ) -> int:
     """Run `main`, turning known failures into one line on stderr and a non-zero exit code."""
     args = parser.parse_args(argv)
+    load_env_file()
     debug = bool(getattr(args, "debug", False))
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,

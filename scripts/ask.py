@@ -118,8 +118,8 @@ def show_context(sources: list[dict[str, Any]]) -> None:
     print(json.dumps([[s["text"], s["score"]] for s in sources], indent=4, ensure_ascii=False))
 
 
-def retrieve_only(retriever: Runnable, question: str, args: argparse.Namespace) -> None:
-    sources = passages(retriever.invoke(question))
+def retrieve_only(retriever: Runnable, question: str, args: argparse.Namespace, config: dict) -> None:
+    sources = passages(retriever.invoke(question, config=config))
     if args.json:
         print(json.dumps({"question": question, "answer": None, "sources": sources}, ensure_ascii=False))
     elif args.show_context:
@@ -168,14 +168,20 @@ def answer(chain: Runnable, question: str, history: list[Any], args: argparse.Na
 
 
 def main(args: argparse.Namespace) -> int:
+    from chains.tracing import redact_langsmith
     from rag.settings import get_settings
 
     settings = get_settings(k=args.k, deepseek_model=args.model, mode=args.mode)
+    redact_langsmith(settings)  # with LANGSMITH_TRACING on, no key (nor a fragment DeepSeek quotes) is uploaded
     question = check_question(args.question) if args.question is not None else None
     if args.json and question is None:
         raise ConfigError("--json needs a question", f"e.g. {EXAMPLE} --json")
     retriever = open_retriever(settings, args, quiet=args.json)
     has_key = settings.deepseek_api_key is not None and settings.deepseek_api_key.get_secret_value().strip()
+    config: dict[str, Any] = {"configurable": {}, "run_name": "retrieve"}
+    tracer = _tracer(args.trace)
+    if tracer is not None:
+        config["callbacks"] = [tracer]
     if args.retrieve_only or not has_key:
         if not args.retrieve_only:
             print(
@@ -184,18 +190,15 @@ def main(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         for q in [question] if question is not None else interactive():
-            retrieve_only(retriever, q, args)
+            retrieve_only(retriever, q, args, config)
         return 0
 
     from chains import build_rag_chain
 
     chain = build_rag_chain(retriever=retriever, settings=settings)
-    config: dict[str, Any] = {"configurable": {}}
+    del config["run_name"]  # the chain names its own runs
     if args.k:
         config["configurable"]["k"] = args.k
-    tracer = _tracer(args.trace)
-    if tracer is not None:
-        config["callbacks"] = [tracer]
     try:
         if question is not None:
             answer(chain, question, [], args, config)
@@ -262,4 +265,7 @@ def _flush_traces() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, build_parser()))
+    try:
+        sys.exit(run(main, build_parser()))
+    finally:
+        _flush_traces()  # every path, --retrieve-only and errors included

@@ -337,7 +337,8 @@ def test_k_reaches_the_projects_milvus_retriever(openai_server: FakeDeepSeek, se
 
     store = InMemoryVectorStore(DeterministicFakeEmbedding(size=32))  # has similarity_search_with_score
     store.add_documents(DOCS)
-    rag = build_rag_chain(build_retriever(settings, k=7, store=store), settings=settings, k=2)
+    retriever = build_retriever(settings, k=7, mode="dense", store=store)  # hybrid needs Milvus' BM25
+    rag = build_rag_chain(retriever, settings=settings, k=2)
     assert len(rag.invoke({"question": STORAGE})["sources"]) == 2
     five = rag.invoke({"question": STORAGE}, config={"configurable": {"k": 5}})["sources"]
     assert len(five) == 5 and all(isinstance(s["score"], float) for s in five)

@@ -84,6 +84,15 @@ def test_retrieve_only_never_calls_the_model(env, openai_server):
     assert openai_server.requests == []
 
 
+def test_retrieve_only_with_trace_records_the_retrieval(env, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    result = ask(QUESTION, "--retrieve-only", "--trace", str(trace))
+    assert result.returncode == 0, result.stderr
+    (run,) = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert (run["name"], run["run_type"], run["inputs"]) == ("retrieve", "retriever", {"query": QUESTION})
+    assert run["outputs"]["documents"][0]["metadata"]["heading"] == GOLD_HEADING
+
+
 def test_without_a_key_it_prints_passages_and_says_how_to_set_it(env, monkeypatch, openai_server):
     monkeypatch.delenv("DEEPSEEK_API_KEY")
     result = ask(QUESTION)

@@ -11,6 +11,9 @@ Replies are computed from the request, so a test can tell what reached the model
   words of passage [1]; with no passages it says the context does not contain the answer;
 - a prompt whose system message asks for a "standalone question" gets one built from the follow-up and the
   last user turn of the conversation;
+- a request that offers `tools` gets a call of the first tool (or the one `tool_choice` names), every
+  required string argument set to the last user message; once the last message is that tool's result, the
+  reply quotes it;
 - anything else is echoed.
 
 Scenarios (each takes `times=None` for "every request" or a count, and `match=` to pick requests):
@@ -310,11 +313,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(*problem)
             return
         reasoning, answer = compose_reply(request, plan.answer)
+        tool_call = compose_tool_call(request) if plan.answer is None else None
         try:
             if body.get("stream"):
-                self._stream(request, plan, reasoning, answer)
+                self._stream(request, plan, reasoning, answer, tool_call)
             else:
-                self._complete(request, reasoning, answer)
+                self._complete(request, reasoning, answer, tool_call)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout, cancelled stream): nothing to answer
 
@@ -339,19 +343,31 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     # --- responses ---
-    def _complete(self, request: RecordedRequest, reasoning: str | None, answer: str) -> None:
+    def _complete(
+        self, request: RecordedRequest, reasoning: str | None, answer: str, tool_call: dict | None = None
+    ) -> None:
         message: dict[str, Any] = {"role": "assistant", "content": answer}
         if reasoning is not None:
             message["reasoning_content"] = reasoning
+        if tool_call is not None:
+            message.update(content="", tool_calls=[tool_call])
+        finish = "stop" if tool_call is None else "tool_calls"
         payload = {
             **_envelope(request, "chat.completion"),
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": _usage(request, reasoning, answer),
         }
         # DeepSeek keeps a queued non-streaming request alive with blank lines before the JSON.
         self._send_json(200, payload, prefix=b"\n")
 
-    def _stream(self, request: RecordedRequest, plan: _Plan, reasoning: str | None, answer: str) -> None:
+    def _stream(
+        self,
+        request: RecordedRequest,
+        plan: _Plan,
+        reasoning: str | None,
+        answer: str,
+        tool_call: dict | None = None,
+    ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -374,6 +390,14 @@ class _Handler(BaseHTTPRequestHandler):
         if reasoner:
             first = {"role": "assistant", "content": None, "reasoning_content": ""}
         event(first)
+        if tool_call is not None:
+            function = tool_call["function"]
+            event({"tool_calls": [{**tool_call, "index": 0, "function": {**function, "arguments": ""}}]})
+            event({"tool_calls": [{"index": 0, "function": {"arguments": function["arguments"]}}]})
+            event({"content": None}, finish="tool_calls")
+            self._write_chunk(b"data: [DONE]\n\n")
+            self._end_chunks()
+            return
         for piece in _pieces(reasoning or ""):
             self._write_chunk(b": keep-alive\n\n")
             event({"content": None, "reasoning_content": piece})
@@ -444,6 +468,8 @@ def compose_reply(
     )
     if override is not None:
         answer = override(request) if callable(override) else override
+    elif request.messages and request.messages[-1].get("role") == "tool":
+        answer = f"According to {_tool_name(request)}: {user}"
     elif request.is_condense:
         answer = _standalone(last_user)
     elif "<context>" in last_user:
@@ -455,6 +481,41 @@ def compose_reply(
         topic = _tag(last_user, "question") or last_user[:80]
         reasoning = f"{REASONING_PREFIX} the user wants to know about {topic}."
     return reasoning, answer
+
+
+def compose_tool_call(request: RecordedRequest) -> dict[str, Any] | None:
+    """The tool call for a request that offers tools and has no tool result yet, else None."""
+    body = request.body if isinstance(request.body, dict) else {}
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
+    choice = body.get("tool_choice")
+    if not tools or choice == "none" or (request.messages and request.messages[-1].get("role") == "tool"):
+        return None
+    if isinstance(choice, dict):
+        tools = [t for t in tools if t["function"].get("name") == choice.get("function", {}).get("name")] or tools
+    function = tools[0]["function"]
+    parameters = function.get("parameters") or {}
+    properties = parameters.get("properties") or {}
+    user = next((_content_text(m.get("content")) for m in reversed(request.messages) if m.get("role") == "user"), "")
+    arguments = {
+        name: user
+        for name in parameters.get("required") or list(properties)
+        if (properties.get(name) or {}).get("type", "string") == "string"
+    }
+    return {
+        "id": f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {"name": function["name"], "arguments": json.dumps(arguments)},
+    }
+
+
+def _tool_name(request: RecordedRequest) -> str:
+    """The name of the tool whose result ends the conversation (tool messages carry only the call id)."""
+    call_id = request.messages[-1].get("tool_call_id")
+    for message in reversed(request.messages):
+        for call in message.get("tool_calls") or []:
+            if call.get("id") == call_id:
+                return str(call.get("function", {}).get("name") or "the tool")
+    return "the tool"
 
 
 def parse_passages(prompt: str) -> list[dict[str, str]]:
