@@ -3,6 +3,8 @@ what the client really posts: zstd multipart (the default against LangSmith), pl
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from langsmith import Client, traceable, tracing_context
 
@@ -32,6 +34,10 @@ def inner(x: int) -> int:
 def test_the_real_client_posts_a_run_tree_it_can_read(multipart, compression, endpoint, encoding) -> None:
     with FakeLangSmith(multipart=multipart, compression=compression) as server:
         client = Client(api_url=server.url, api_key=server.api_key)
+        if compression:  # the client turns compression on from a thread once it has read /info: let it
+            deadline = time.monotonic() + 10
+            while client.compressed_traces is None and time.monotonic() < deadline:
+                time.sleep(0.01)
         with tracing_context(enabled=True, client=client, project_name="smoke"):
             assert outer(3) == 7
             with pytest.raises(ValueError):
