@@ -3,8 +3,10 @@
 - `dense`: the query's embedding against the `vector` field (inner product of normalised vectors, i.e.
   cosine similarity: higher is more similar). Through langchain-milvus' `similarity_search_with_score`,
   because `as_retriever()` drops scores.
-- `hybrid`: the same dense search and a BM25 search of the built-in `sparse` field (Milvus computes it from
-  `text`), fused by reciprocal rank fusion: a chunk scores `sum(weight / (rrf_k + rank))` over the two lists.
+- `hybrid`: the same dense search, a BM25 search of the built-in `sparse` field (Milvus computes it from
+  `text`) and a dense search of `heading_vector` (the chunk's heading path alone, so a question that matches
+  a section's title finds it even when the section's text words it differently), fused by reciprocal rank
+  fusion: a chunk scores `sum(weight / (rrf_k + rank))` over the lists.
   That score is a rank, not a confidence (1/(rrf_k + 1) per list that ranks a chunk first): compare it
   only with other scores of the same search, and never threshold "I don't know" on it.
 
@@ -13,19 +15,19 @@ multi-vector store: langchain-milvus 0.4.0 grows its `vector_field` list on ever
 default ranker from the second search on), fetches only 4 candidates per field by default, and a store
 opened with two vector fields can no longer run a dense-only search. One dense store serves both modes.
 
-The fusion is weighted RRF over the two ranked lists, computed here: Milvus' `RRFRanker` takes no weights,
+The fusion is weighted RRF over the ranked lists, computed here: Milvus' `RRFRanker` takes no weights,
 and its `WeightedRanker` fuses *scores* after squashing them with arctan: BM25 scores (unbounded, typically
 5-20) all land within a few hundredths of 1 (and Milvus Lite reports them negated), so a score weight does
-not mean what it says and shifts from query to query. The two searches run concurrently.
+not mean what it says and shifts from query to query.
 
 A collection without the BM25 field (created on a server older than Milvus 2.5, e.g. the embedded 2.3.5)
-gets dense search in hybrid mode, with one warning per collection and process.
+gets dense search in hybrid mode, with one warning per collection and process; one built before heading
+vectors existed is fused without them until the next ingest rebuilds it.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["dense", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "hybrid")
-HIDDEN_FIELDS = ("sparse", "vector")
+HIDDEN_FIELDS = ("sparse", "vector", "heading_vector")
 #: Candidates each list contributes to the fusion (at least k).
 HYBRID_CANDIDATES = 20
 DENSE_PARAMS: dict[str, Any] = {"metric_type": "IP", "params": {}}
@@ -55,16 +57,6 @@ FILTER_FIX = (
 )
 
 _warned_no_bm25: set[tuple[str, str]] = set()
-_executor: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Threads for the keyword half of hybrid searches (gRPC waits release the GIL)."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bm25-search")
-    return _executor
-
 
 class MilvusRetriever(BaseRetriever):
     """Top-k chunks for a query, each with `metadata["score"]` (higher is better) and `metadata["mode"]`.
@@ -80,10 +72,13 @@ class MilvusRetriever(BaseRetriever):
     mode: Mode = "dense"
     filter: str | None = Field(default=None, description="Milvus boolean expression on metadata")
     rrf_k: int = Field(default=10, ge=1, description="RRF constant: larger flattens the rank discount")
-    weights: tuple[float, float] = Field(default=(1.0, 0.5), description="(dense, sparse) weights in RRF")
+    weights: tuple[float, float, float] = Field(
+        default=(1.0, 0.5, 0.3), description="(dense, BM25, heading) weights in RRF"
+    )
     candidates: int = Field(default=HYBRID_CANDIDATES, ge=1, description="hits per list fed to the fusion")
 
     _has_bm25: bool | None = PrivateAttr(default=None)
+    _has_heading_vector: bool = PrivateAttr(default=False)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         mode = "hybrid" if self.mode == "hybrid" and self._bm25_available() else "dense"
@@ -105,9 +100,9 @@ class MilvusRetriever(BaseRetriever):
         return self.store.similarity_search_with_score(query, **kwargs)
 
     def _hybrid(self, query: str, expr: str | None) -> list[tuple[Document, float]]:
-        """Both searches at once: BM25 needs no embedding, so it runs on the Milvus side while the query is
-        embedded and searched densely here (a warm hybrid search costs about the slower of the two)."""
-        from rag.store import METADATA_FIELDS, SPARSE, TEXT, VECTOR
+        """One search per list, one after the other: Milvus Lite serves a client's requests in turn, so
+        searches from threads were slower (27 ms p50 against 20 ms on the Milvus docs)."""
+        from rag.store import HEADING_VECTOR, METADATA_FIELDS, SPARSE, TEXT, VECTOR
 
         client, name = self.store.client, self.store.collection_name
         fetch = max(self.candidates, self.k)
@@ -119,12 +114,14 @@ class MilvusRetriever(BaseRetriever):
                 output_fields=fields,
             )[0]
 
-        keyword = _pool().submit(search, query, SPARSE, BM25_PARAMS)
-        try:
-            dense = search(self.store.embeddings.embed_query(query), VECTOR, DENSE_PARAMS)
-        finally:
-            sparse = keyword.result()
-        return weighted_rrf([dense, sparse], self.weights, self.rrf_k)[: self.k]
+        dense_weight, keyword_weight, heading_weight = self.weights
+        vector = self.store.embeddings.embed_query(query)
+        ranked = [search(vector, VECTOR, DENSE_PARAMS), search(query, SPARSE, BM25_PARAMS)]
+        weights = [dense_weight, keyword_weight]
+        if self._has_heading_vector and heading_weight > 0:
+            ranked.append(search(vector, HEADING_VECTOR, DENSE_PARAMS))
+            weights.append(heading_weight)
+        return weighted_rrf(ranked, tuple(weights), self.rrf_k)[: self.k]
 
     # ---- capabilities and errors ---------------------------------------------------------------------
 
@@ -135,6 +132,7 @@ class MilvusRetriever(BaseRetriever):
             name = self.store.collection_name
             info = describe(self.store.client, name)
             self._has_bm25 = bool(info and info.has_bm25)
+            self._has_heading_vector = bool(info and info.has_heading_vector)
             key = (name, str(getattr(self.store, "_connection_args", {}).get("uri", "")))
             if not self._has_bm25 and key not in _warned_no_bm25:
                 _warned_no_bm25.add(key)
@@ -228,7 +226,7 @@ def build_retriever(
     mode = mode or settings.mode
     if mode not in MODES:
         raise ConfigError(f"unknown retrieval mode {mode!r}", "use one of: " + ", ".join(MODES))
-    weights = settings.hybrid_weight_pair  # a bad setting fails before the model and the index load
+    weights = settings.hybrid_weight_triple  # a bad setting fails before the model and the index load
     return MilvusRetriever(
         store=store if store is not None else open_store(settings),
         k=k or settings.k,

@@ -59,15 +59,16 @@ class Settings(BaseSettings):
     # Hybrid fusion: reciprocal rank fusion, sum of weight / (rrf_k + rank) over the dense and BM25 lists.
     # A small rrf_k lets the top of each list decide; dense, the stronger list alone, weighs more.
     rrf_k: int = Field(default=10, ge=1, validation_alias="RAG_RRF_K")
-    hybrid_weights: str = Field(default="1,0.5", validation_alias="RAG_HYBRID_WEIGHTS")
+    # (dense, bm25, heading vector); the heading list alone is weak, so it only breaks near-ties.
+    hybrid_weights: str = Field(default="1,0.5,0.3", validation_alias="RAG_HYBRID_WEIGHTS")
 
     # --- Folders ---
     data_dir_override: Path | None = Field(default=None, validation_alias="RAG_DATA_DIR")
     cache_dir_override: Path | None = Field(default=None, validation_alias="RAG_CACHE_DIR")
 
     @property
-    def hybrid_weight_pair(self) -> tuple[float, float]:
-        """RAG_HYBRID_WEIGHTS as (dense, sparse): two non-negative numbers, not both zero."""
+    def hybrid_weight_triple(self) -> tuple[float, float, float]:
+        """RAG_HYBRID_WEIGHTS as (dense, bm25, heading)."""
         return parse_weights(self.hybrid_weights)
 
     @cached_property
@@ -93,22 +94,24 @@ class Settings(BaseSettings):
         return self.data_dir / f"records-{self.collection}.sqlite"
 
 
-def parse_weights(text: str) -> tuple[float, float]:
+def parse_weights(text: str) -> tuple[float, float, float]:
+    """`dense,bm25[,heading]`: non-negative numbers, not all zero; a missing heading weight is 0."""
     from rag.errors import ConfigError
 
+    fix = "for example RAG_HYBRID_WEIGHTS=1,0.5,0.3 (dense, bm25, heading)"
     parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
     try:
-        dense, sparse = (float(p) for p in parts)
+        if len(parts) not in (2, 3):
+            raise ValueError
+        numbers = [float(p) for p in parts] + [0.0] * (3 - len(parts))
     except ValueError:
         raise ConfigError(
-            f"RAG_HYBRID_WEIGHTS must be two numbers 'dense,sparse', got {text!r}", "for example RAG_HYBRID_WEIGHTS=1,1"
+            f"RAG_HYBRID_WEIGHTS must be two or three numbers 'dense,bm25[,heading]', got {text!r}", fix
         ) from None
-    if dense < 0 or sparse < 0 or dense + sparse == 0:
-        raise ConfigError(
-            f"RAG_HYBRID_WEIGHTS must be non-negative and not both zero, got {text!r}",
-            "for example RAG_HYBRID_WEIGHTS=1,1",
-        )
-    return dense, sparse
+    if min(numbers) < 0 or sum(numbers) == 0:
+        raise ConfigError(f"RAG_HYBRID_WEIGHTS must be non-negative and not all zero, got {text!r}", fix)
+    dense, keyword, heading = numbers
+    return dense, keyword, heading
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -22,12 +22,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PK, TEXT, VECTOR, SPARSE = "pk", "text", "vector", "sparse"
+PK, TEXT, VECTOR, SPARSE, HEADING_VECTOR = "pk", "text", "vector", "sparse", "heading_vector"
 METADATA_VARCHAR = {"source": 1024, "title": 1024, "heading": 2048, "content_hash": 64}
 METADATA_INT = ("chunk_index", "n_chunks")
 METADATA_FIELDS = (*METADATA_VARCHAR, *METADATA_INT)
 PROP_MODEL, PROP_DIM, PROP_SCHEMA = "rag.embedding_model", "rag.dim", "rag.schema"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: heading_vector beside sparse
 CONNECT_TIMEOUT = 10.0
 
 
@@ -37,6 +37,12 @@ class CollectionInfo:
     embedding_model: str
     dim: int
     has_bm25: bool
+    has_heading_vector: bool = False
+
+    @property
+    def outdated(self) -> bool:
+        """Built before the heading vector on a server that can hold one: a rebuild gives better retrieval."""
+        return self.has_bm25 and not self.has_heading_vector
 
 
 def display_uri(settings: Settings) -> str:
@@ -120,7 +126,10 @@ def server_supports_bm25(client: MilvusClient) -> bool:
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= (2, 5)
 
 
-def create_collection(client: MilvusClient, name: str, *, dim: int, embedding_model: str, bm25: bool) -> CollectionInfo:
+def create_collection(
+    client: MilvusClient, name: str, *, dim: int, embedding_model: str, bm25: bool, heading_vector: bool | None = None
+) -> CollectionInfo:
+    """The project's collection; `heading_vector` defaults to `bm25` (servers with BM25 take several vectors)."""
     from pymilvus import DataType, Function, FunctionType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -134,6 +143,10 @@ def create_collection(client: MilvusClient, name: str, *, dim: int, embedding_mo
         schema.add_field(field, DataType.INT64)
     index = client.prepare_index_params()
     index.add_index(VECTOR, index_type="FLAT" if _is_lite(client) else "AUTOINDEX", metric_type="IP")
+    heading_vector = bm25 if heading_vector is None else heading_vector
+    if heading_vector:
+        schema.add_field(HEADING_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
+        index.add_index(HEADING_VECTOR, index_type="FLAT" if _is_lite(client) else "AUTOINDEX", metric_type="IP")
     if bm25:
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(
@@ -152,7 +165,7 @@ def create_collection(client: MilvusClient, name: str, *, dim: int, embedding_mo
         consistency_level="Strong",
         properties={PROP_MODEL: embedding_model, PROP_DIM: str(dim), PROP_SCHEMA: SCHEMA_VERSION},
     )
-    return CollectionInfo(name, embedding_model, dim, bm25)
+    return CollectionInfo(name, embedding_model, dim, bm25, heading_vector)
 
 
 def describe(client: MilvusClient, name: str) -> CollectionInfo | None:
@@ -167,7 +180,9 @@ def describe(client: MilvusClient, name: str) -> CollectionInfo | None:
             f"collection '{name}' was not created by this project (it lacks the expected fields)",
             "choose another name with MILVUS_COLLECTION, or drop that collection yourself",
         )
-    return CollectionInfo(name, props[PROP_MODEL], int(props.get(PROP_DIM, 0)), SPARSE in fields)
+    return CollectionInfo(
+        name, props[PROP_MODEL], int(props.get(PROP_DIM, 0)), SPARSE in fields, HEADING_VECTOR in fields
+    )
 
 
 def check_model(info: CollectionInfo, embedding_model: str, dim: int) -> None:

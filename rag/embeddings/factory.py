@@ -50,7 +50,7 @@ def build_embeddings(settings: Settings, *, show_progress: bool = False) -> Pymi
     function = load_embedding_function(
         settings.embedding, cache_dir=settings.cache_dir, batch_size=settings.embedding_batch_size
     )
-    return PymilvusEmbeddings(function, batch_size=settings.embedding_batch_size, show_progress=show_progress)
+    return PymilvusEmbeddings(function, show_progress=show_progress)
 
 
 def _sentence_transformers_minilm(cache_dir: Path, batch_size: int) -> Any:

@@ -69,7 +69,7 @@ def headings(docs) -> list[str]:
 def test_hybrid_fuses_bm25_with_dense(indexed: Settings, store) -> None:
     query = "zq7vx_knob"
     keyword_only = build_retriever(indexed, k=2, mode="hybrid", store=store)
-    keyword_only.weights = (0.0, 1.0)
+    keyword_only.weights = (0.0, 1.0, 0.0)
     top = keyword_only.invoke(query)
     assert headings(top)[0] == "In-memory Index > Parameter zq7vx_knob"
     assert {d.metadata["mode"] for d in top} == {"hybrid"}
@@ -78,7 +78,15 @@ def test_hybrid_fuses_bm25_with_dense(indexed: Settings, store) -> None:
     assert headings(hybrid)[0] == "Product FAQ > Where does Milvus store data?"
     scores = [d.metadata["score"] for d in hybrid]
     assert scores == sorted(scores, reverse=True)
-    assert max(scores) <= (1 + 0.5) / (indexed.rrf_k + 1) + 1e-9  # RRF rank scores, not similarities
+    assert max(scores) <= sum(indexed.hybrid_weight_triple) / (indexed.rrf_k + 1) + 1e-9  # RRF ranks
+
+
+def test_hybrid_also_ranks_by_heading(indexed: Settings, store) -> None:
+    headings_only = build_retriever(indexed, k=4, mode="hybrid", store=store)
+    headings_only.weights = (0.0, 0.0, 1.0)
+    docs = headings_only.invoke("Parameter zq7vx_knob")
+    assert headings(docs)[0] == "In-memory Index > Parameter zq7vx_knob"
+    assert all(d.metadata["mode"] == "hybrid" for d in docs)
 
 
 def test_dense_mode_gives_cosine_scores(indexed: Settings, store) -> None:
@@ -118,6 +126,6 @@ def test_bad_mode_and_weights_fail_before_loading_anything(tmp_path: Path, monke
     with pytest.raises(ConfigError, match="unknown retrieval mode 'sparse'"):
         build_retriever(settings, mode="sparse")  # type: ignore[arg-type]
     monkeypatch.setenv("RAG_HYBRID_WEIGHTS", "1,x")
-    with pytest.raises(ConfigError, match="RAG_HYBRID_WEIGHTS must be two numbers"):
+    with pytest.raises(ConfigError, match="RAG_HYBRID_WEIGHTS must be two or three numbers"):
         build_retriever(get_settings(data_dir_override=tmp_path / "nothing-here"))
     assert not (tmp_path / "nothing-here").exists()

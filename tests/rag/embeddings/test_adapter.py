@@ -50,6 +50,14 @@ def test_documents_are_batched_in_order() -> None:
     assert all(type(x) is float for v in vectors for x in v)
 
 
+def test_documents_are_grouped_by_length_and_returned_in_input_order() -> None:
+    fake = FakeFunction()
+    texts = ["a much longer text than the others", "short", "mid-sized text", "tiny"]
+    vectors = PymilvusEmbeddings(fake, batch_size=2).embed_documents(texts)
+    assert [c[1] for c in fake.calls] == [["tiny", "short"], ["mid-sized text", "a much longer text than the others"]]
+    assert vectors == [FakeFunction._vector(t, 1.0).tolist() for t in texts]
+
+
 def test_query_goes_to_encode_queries() -> None:
     fake = FakeFunction()
     vector = PymilvusEmbeddings(fake).embed_query("what is milvus")
@@ -112,6 +120,6 @@ def test_over_the_real_functions(minilm: MiniLMOnnxEmbeddingFunction, reference:
 def test_build_embeddings_from_settings(minilm: MiniLMOnnxEmbeddingFunction) -> None:
     emb = build_embeddings(get_settings(embedding_batch_size=5))
     assert isinstance(emb.embedding_function, MiniLMOnnxEmbeddingFunction)
-    assert emb.batch_size == 5 and emb.embedding_function.batch_size == 5
+    assert emb.embedding_function.batch_size == 5  # inference batches; the adapter's calls are larger
     assert emb.embedding_function.onnx_path == minilm.onnx_path  # RAG_CACHE_DIR: the session cache
     assert emb.model_id == MINILM_MODEL_ID
