@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYSTEMS = ("baseline", "dense", "hybrid")
-LABELS = {"baseline": 'seed ("# " split, dense)', "dense": "dense", "hybrid": "hybrid (dense + BM25, RRF)"}
+LABELS = {"baseline": 'seed ("# " split, dense)', "dense": "dense", "hybrid": "hybrid (dense + BM25 + heading)"}
 HIT_RULE = (
     "a retrieved chunk contains the gold span, both with [ ] ` * removed and whitespace collapsed; case-sensitive"
 )

@@ -130,7 +130,7 @@ def test_a_rejected_key_is_recorded_as_errors_without_the_key(env, monkeypatch, 
     assert not named(runs, "retrieve").get("error")
     assert named(runs, "rag")["inputs"]["question"] == QUESTION
     assert_no_secret(langsmith, wrong)
-    payload = langsmith.payload_bytes()
+    payload = langsmith.decoded_bytes()
     assert wrong[-4:].encode() not in payload  # DeepSeek's reply quotes "****0123": redacted before upload
     assert b"Your api key: [redacted] is invalid" in payload
 

@@ -40,7 +40,7 @@ def test_report_compares_baseline_dense_and_hybrid(tmp_path: Path, docs_zip: Pat
     lines = result.stdout.splitlines()
     header = next(line for line in lines if "hit@1" in line)
     assert header.split() == ["hit@1", "hit@3", "hit@5", "mrr@5", "p50_ms", "p95_ms"]
-    for label in ('seed ("# " split, dense)', "dense", "hybrid (dense + BM25, RRF)"):
+    for label in ('seed ("# " split, dense)', "dense", "hybrid (dense + BM25 + heading)"):
         row = next(line for line in lines if line.startswith(label))
         hit1, hit3, hit5 = (float(x) for x in row[len(label):].split()[:3])
         assert hit1 <= hit3 <= hit5 <= 0.67  # printed to 2 places; the third gold span is nowhere

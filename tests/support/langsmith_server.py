@@ -119,6 +119,12 @@ class FakeLangSmith:
         with self._lock:
             return b"\n".join(part for r in self.requests for part in (r.raw, r.body))
 
+    def decoded_bytes(self) -> bytes:
+        """Every run payload as decoded: where to look for a short fragment, which compressed bytes may hold
+        by chance."""
+        with self._lock:
+            return b"\n".join(r.body for r in self.requests)
+
     def runs(self) -> dict[str, dict[str, Any]]:
         """Run id -> the run as the server would store it: the create merged with its updates."""
         with self._lock:
