@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 REBUILD_SUFFIX = "__rebuild"
 OLD_SUFFIX = "__old"
-WRITE_BATCH = 256
+WRITE_BATCH = 512  # one embedding call (see PymilvusEmbeddings) and one insert
 QUERY_BATCH = 4096
 QUERY_WINDOW = 16384
 

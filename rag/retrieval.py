@@ -15,7 +15,8 @@ multi-vector store: langchain-milvus 0.4.0 grows its `vector_field` list on ever
 default ranker from the second search on), fetches only 4 candidates per field by default, and a store
 opened with two vector fields can no longer run a dense-only search. One dense store serves both modes.
 
-The fusion is weighted RRF over the ranked lists, computed here: Milvus' `RRFRanker` takes no weights,
+With equal weights (the default) Milvus fuses the lists itself, in one `hybrid_search` call. Unequal
+weights are applied as weighted RRF here, over the ranked lists: Milvus' `RRFRanker` takes no weights,
 and its `WeightedRanker` fuses *scores* after squashing them with arctan: BM25 scores (unbounded, typically
 5-20) all land within a few hundredths of 1 (and Milvus Lite reports them negated), so a score weight does
 not mean what it says and shifts from query to query.
@@ -73,7 +74,7 @@ class MilvusRetriever(BaseRetriever):
     filter: str | None = Field(default=None, description="Milvus boolean expression on metadata")
     rrf_k: int = Field(default=10, ge=1, description="RRF constant: larger flattens the rank discount")
     weights: tuple[float, float, float] = Field(
-        default=(1.0, 0.5, 0.3), description="(dense, BM25, heading) weights in RRF"
+        default=(1.0, 1.0, 1.0), description="(dense, BM25, heading) weights in RRF"
     )
     candidates: int = Field(default=HYBRID_CANDIDATES, ge=1, description="hits per list fed to the fusion")
 
@@ -100,27 +101,35 @@ class MilvusRetriever(BaseRetriever):
         return self.store.similarity_search_with_score(query, **kwargs)
 
     def _hybrid(self, query: str, expr: str | None) -> list[tuple[Document, float]]:
-        """One search per list, one after the other: Milvus Lite serves a client's requests in turn, so
-        searches from threads were slower (27 ms p50 against 20 ms on the Milvus docs)."""
+        """Equal weights: one `hybrid_search` call, Milvus fusing with its RRF ranker (same formula). Unequal
+        weights: one search per list, fused here. Each call to Milvus Lite costs about 5 ms whatever it does,
+        so the single call is the fast path (16 ms p50 against 24 ms for three searches on the Milvus docs)."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
         from rag.store import HEADING_VECTOR, METADATA_FIELDS, SPARSE, TEXT, VECTOR
 
         client, name = self.store.client, self.store.collection_name
         fetch = max(self.candidates, self.k)
         fields = [TEXT, *METADATA_FIELDS]
-
-        def search(data: Any, field: str, params: dict[str, Any]) -> list[Any]:
-            return client.search(
+        vector = self.store.embeddings.embed_query(query)
+        lists = [(vector, VECTOR, DENSE_PARAMS), (query, SPARSE, BM25_PARAMS)]
+        weights = list(self.weights[:2])
+        if self._has_heading_vector and self.weights[2] > 0:
+            lists.append((vector, HEADING_VECTOR, DENSE_PARAMS))
+            weights.append(self.weights[2])
+        lists = [item for item, weight in zip(lists, weights, strict=True) if weight > 0]
+        weights = [w for w in weights if w > 0]
+        if len(lists) > 1 and len(set(weights)) == 1:
+            requests = [AnnSearchRequest([data], field, params, fetch, expr=expr) for data, field, params in lists]
+            hits = client.hybrid_search(name, requests, RRFRanker(self.rrf_k), limit=self.k, output_fields=fields)
+            return [(_document(hit), weights[0] * float(hit.distance)) for hit in hits[0]]
+        ranked = [
+            client.search(
                 name, data=[data], anns_field=field, search_params=params, limit=fetch, filter=expr or "",
                 output_fields=fields,
             )[0]
-
-        dense_weight, keyword_weight, heading_weight = self.weights
-        vector = self.store.embeddings.embed_query(query)
-        ranked = [search(vector, VECTOR, DENSE_PARAMS), search(query, SPARSE, BM25_PARAMS)]
-        weights = [dense_weight, keyword_weight]
-        if self._has_heading_vector and heading_weight > 0:
-            ranked.append(search(vector, HEADING_VECTOR, DENSE_PARAMS))
-            weights.append(heading_weight)
+            for data, field, params in lists
+        ]
         return weighted_rrf(ranked, tuple(weights), self.rrf_k)[: self.k]
 
     # ---- capabilities and errors ---------------------------------------------------------------------

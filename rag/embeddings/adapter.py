@@ -40,7 +40,7 @@ class PymilvusEmbeddings(Embeddings):
     """
 
     def __init__(
-        self, embedding_function: EmbeddingFunction, *, batch_size: int = 256, show_progress: bool = False
+        self, embedding_function: EmbeddingFunction, *, batch_size: int = 512, show_progress: bool = False
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -72,7 +72,8 @@ class PymilvusEmbeddings(Embeddings):
 
         # Calls of similar-length texts, large enough for the function to batch by its own token counts:
         # every inference batch is padded to its longest text, and 32-text calls in input order cost 1.9x
-        # (sorted by characters 1.45x) the compute of 256-text calls on the Milvus docs' chunks.
+        # (sorted by characters 1.45x) the compute of 512-text calls (26.9 s for 256, 25.4 s for 512, 25.3 s
+        # for one call) on the Milvus docs' chunks.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors: list[list[float]] = [[] for _ in texts]
         with tqdm(total=len(texts), desc="Embedding", unit="chunk", disable=not self.show_progress) as bar:
