@@ -23,8 +23,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.net import LocalHTTPServer, QuietHandler
 
 DEFAULT_API_KEY = "lsv2_pt_fake0123456789abcdef0123456789_0123456789"
 
@@ -44,7 +45,7 @@ class CapturedRequest:
 
 
 @dataclass
-class FakeLangSmith:
+class FakeLangSmith(LocalHTTPServer):
     """The server; use as a context manager or call start()/stop()."""
 
     api_key: str = DEFAULT_API_KEY
@@ -57,41 +58,16 @@ class FakeLangSmith:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ops: list[tuple[str, dict[str, Any]]] = []
-        self._httpd: ThreadingHTTPServer | None = None
-        self._watchdog: threading.Timer | None = None
 
     # --- lifecycle ---
     def start(self) -> FakeLangSmith:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        httpd = _Server(("127.0.0.1", 0), handler)
-        self._httpd = httpd
-        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self._watchdog = threading.Timer(self.max_lifetime, self.stop)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        self._serve(type("Handler", (_Handler,), {"fake": self}))
         return self
-
-    def stop(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-
-    def __enter__(self) -> FakeLangSmith:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
         """What LANGSMITH_ENDPOINT should be."""
-        if self._httpd is None:
-            raise RuntimeError("the fake LangSmith server is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._base_url()
 
     def info(self) -> dict[str, Any]:
         """The `/info` document: the shape the real service returns."""
@@ -160,18 +136,10 @@ def _names(runs: dict[str, dict[str, Any]]) -> list[str]:
     return sorted(str(r.get("name")) for r in runs.values())
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
 
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeLangSmith
-    protocol_version = "HTTP/1.1"
     server_version = "fake-langsmith"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
 
     def do_GET(self) -> None:
         self._handle("GET")

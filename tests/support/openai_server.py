@@ -32,10 +32,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from tests.support.net import LocalHTTPServer, QuietHandler
 
 DEFAULT_API_KEY = "sk-fake-deepseek-0123456789abcdef"
 MODELS = ("deepseek-chat", "deepseek-reasoner")
@@ -117,7 +118,7 @@ class _Plan:
 
 
 @dataclass
-class FakeDeepSeek:
+class FakeDeepSeek(LocalHTTPServer):
     """The server; use as a context manager or call start()/stop()."""
 
     api_key: str | None = DEFAULT_API_KEY
@@ -130,48 +131,21 @@ class FakeDeepSeek:
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
         self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._watchdog: threading.Timer | None = None
         self.streams_finished = 0
 
     # --- lifecycle ---
     def start(self) -> FakeDeepSeek:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        httpd = _Server(("127.0.0.1", 0), handler)
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        # A test that forgets to stop the server must not leave it running.
-        self._watchdog = threading.Timer(self.max_lifetime, self.stop)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        self._serve(type("Handler", (_Handler,), {"fake": self}))
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-
-    def __enter__(self) -> FakeDeepSeek:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._stopping.set()  # ends streams paused mid-answer
+        super().stop()
 
     @property
     def url(self) -> str:
         """The base URL to give the client, like `https://api.deepseek.com`."""
-        if self._httpd is None:
-            raise RuntimeError("the fake DeepSeek server is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._base_url()
 
     # --- scenarios ---
     def fail(
@@ -265,19 +239,10 @@ def _apply(plan: _Plan, rule: _Rule) -> bool:
     return True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # 50 clients connecting at once must not overflow the listen backlog (default 5).
-    request_queue_size = 256
 
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeDeepSeek
-    protocol_version = "HTTP/1.1"
     server_version = "fake-deepseek"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") in ("/models", "/v1/models"):
