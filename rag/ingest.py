@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -245,7 +246,12 @@ def _write(
         distinct = list(dict.fromkeys(heading_text(c) for c in chunks))
         by_heading = dict(zip(distinct, embeddings.embed_documents(distinct), strict=True))
     ordered = sorted(chunks, key=lambda c: len(c.page_content))
-    with tqdm(total=len(ordered), desc="embedding", unit="chunk", disable=not progress) as bar:
+    # One insert in flight while the model embeds the next batch: the model releases the GIL.
+    pending: Future[Any] | None = None
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="insert") as pool,
+        tqdm(total=len(ordered), desc="embedding", unit="chunk", disable=not progress) as bar,
+    ):
         for start in range(0, len(ordered), WRITE_BATCH):
             batch = ordered[start : start + WRITE_BATCH]
             vectors = embeddings.embed_documents([c.page_content for c in batch])
@@ -253,8 +259,12 @@ def _write(
                 _row(c, v, by_heading[heading_text(c)] if headings else None)
                 for c, v in zip(batch, vectors, strict=True)
             ]
-            client.insert(name, rows)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(client.insert, name, rows)
             bar.update(len(batch))
+        if pending is not None:
+            pending.result()
 
 
 def _swap(client: MilvusClient, name: str) -> None:

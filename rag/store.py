@@ -161,10 +161,12 @@ def create_collection(
     client.create_collection(
         name,
         schema=schema,
-        index_params=index,
         consistency_level="Strong",
         properties={PROP_MODEL: embedding_model, PROP_DIM: str(dim), PROP_SCHEMA: SCHEMA_VERSION},
     )
+    # pymilvus polls a new index every 0.5 s; an empty collection's index has nothing to build.
+    client.create_index(name, index, sync=False)
+    client.load_collection(name)
     return CollectionInfo(name, embedding_model, dim, bm25, heading_vector)
 
 
