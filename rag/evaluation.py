@@ -37,7 +37,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYSTEMS = ("baseline", "dense", "hybrid")
-LABELS = {"baseline": 'seed ("# " split, dense)', "dense": "dense", "hybrid": "hybrid (dense + BM25 + heading)"}
+LABELS = {"baseline": 'seed ("# " split, dense)', "dense": "dense", "hybrid": "hybrid"}
+
+
+def hybrid_label(weights: Sequence[float]) -> str:
+    """E.g. `hybrid RRF 2 dense + 1 BM25`: the lists the fusion used, with their weights."""
+    names = ("dense", "BM25", "heading")
+    parts = [f"{w:g} {n}" for w, n in zip(weights, names, strict=False) if w > 0]
+    return "hybrid RRF " + " + ".join(parts)
 HIT_RULE = (
     "a retrieved chunk contains the gold span, both with [ ] ` * removed and whitespace collapsed; case-sensitive"
 )
@@ -68,6 +75,7 @@ class SystemResult:
     ranks: list[int | None] = field(default_factory=list)
     served_mode: str | None = None
     chunks: int | None = None
+    label: str | None = None
 
     def row(self) -> dict[str, Any]:
         return {**self.hits, f"mrr@{self.k}": self.mrr, "p50_ms": self.p50_ms, "p95_ms": self.p95_ms}
@@ -287,7 +295,12 @@ class Report:
             "score_note": "hybrid scores are RRF rank scores, not confidences",
             "index": self.index,
             "systems": {
-                name: {**r.row(), "served_mode": r.served_mode, "chunks": r.chunks}
+                name: {
+                    **r.row(),
+                    "label": r.label or LABELS.get(name, name),
+                    "served_mode": r.served_mode,
+                    "chunks": r.chunks,
+                }
                 for name, r in self.results.items()
             },
             "per_question": [
@@ -299,14 +312,14 @@ class Report:
     def table(self) -> str:
         """The numbers as a fixed-width table, one row per system."""
         columns = [*(f"hit@{c}" for c in cutoffs(self.k)), f"mrr@{self.k}", "p50_ms", "p95_ms"]
-        width = max(len(LABELS.get(n, n)) for n in self.results) + 2
+        width = max(len(r.label or LABELS.get(n, n)) for n, r in self.results.items()) + 2
         lines = [" " * width + "".join(f"{c:>9}" for c in columns)]
         for name, result in self.results.items():
             row = result.row()
             cells = "".join(
                 f"{row[c]:>9.1f}" if c.endswith("_ms") else f"{row[c]:>9.2f}" for c in columns
             )
-            lines.append(f"{LABELS.get(name, name):<{width}}" + cells)
+            lines.append(f"{result.label or LABELS.get(name, name):<{width}}" + cells)
         return "\n".join(lines)
 
 
@@ -353,6 +366,8 @@ def run_evaluation(
                 search, served = project_search(target, store, mode, k)
                 result = measure(mode, search, questions, k=k, repeat=repeat)
                 result.served_mode, result.chunks = served(), chunks
+                if mode == "hybrid" and result.served_mode == "hybrid":
+                    result.label = hybrid_label(target.hybrid_weight_triple)
                 results[mode] = result
         finally:
             release(target, store.client)
@@ -397,10 +412,12 @@ def plot(report: Report, path: Path) -> None:
     width = 0.8 / max(1, len(names))
     for axis, metrics in ((left, quality), (right, speed)):
         for i, name in enumerate(names):
-            row = report.results[name].row()
+            result = report.results[name]
+            row = result.row()
             xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(metrics))]
             values = [row[m] for m in metrics]
-            bars = axis.bar(xs, values, width, label=LABELS.get(name, name), color=colors.get(name))
+            label = result.label or LABELS.get(name, name)
+            bars = axis.bar(xs, values, width, label=label, color=colors.get(name))
             fmt = ("{:.1f}" if max(values) < 10 else "{:.0f}") if axis is right else "{:.2f}"
             axis.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=7, padding=2)
         axis.set_xticks(range(len(metrics)), [m.replace("_ms", "") for m in metrics])

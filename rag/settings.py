@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     # Hybrid fusion: reciprocal rank fusion, sum of weight / (rrf_k + rank) over the dense and BM25 lists.
     # A small rrf_k lets the top of each list decide; dense, the stronger list alone, weighs more.
     rrf_k: int = Field(default=10, ge=1, validation_alias="RAG_RRF_K")
-    # (dense, bm25, heading vector). Equal weights fuse in one Milvus call; unequal ones take a call per list.
-    hybrid_weights: str = Field(default="1,1,1", validation_alias="RAG_HYBRID_WEIGHTS")
+    # (dense, bm25, heading vector). Whole ratios (2,1,0; 1,1,1) fuse in one Milvus call; others take a call per list.
+    hybrid_weights: str = Field(default="2,1,0", validation_alias="RAG_HYBRID_WEIGHTS")
 
     # --- Folders ---
     data_dir_override: Path | None = Field(default=None, validation_alias="RAG_DATA_DIR")
@@ -98,7 +98,7 @@ def parse_weights(text: str) -> tuple[float, float, float]:
     """`dense,bm25[,heading]`: non-negative numbers, not all zero; a missing heading weight is 0."""
     from rag.errors import ConfigError
 
-    fix = "for example RAG_HYBRID_WEIGHTS=1,1,1 (dense, bm25, heading)"
+    fix = "for example RAG_HYBRID_WEIGHTS=2,1,0 (dense, bm25, heading)"
     parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
     try:
         if len(parts) not in (2, 3):

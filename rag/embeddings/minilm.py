@@ -349,6 +349,8 @@ class MiniLMOnnxEmbeddingFunction:
         options = ort.SessionOptions()
         options.intra_op_num_threads = _cpu_count()
         options.inter_op_num_threads = 1
+        # Idle pool threads would otherwise spin for a while after each run, on the cores Milvus Lite needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         try:

@@ -8,7 +8,7 @@ import pytest
 
 from rag.errors import ConfigError
 from rag.indexing import run_ingest
-from rag.retrieval import build_retriever, open_store
+from rag.retrieval import build_retriever, open_store, whole_ratios
 from rag.settings import Settings, get_settings
 from rag.store import release
 
@@ -89,16 +89,33 @@ def test_hybrid_also_ranks_by_heading(indexed: Settings, store) -> None:
     assert all(d.metadata["mode"] == "hybrid" for d in docs)
 
 
-def test_unequal_weights_fuse_the_same_lists_here(indexed: Settings, store) -> None:
-    """Equal weights fuse in Milvus (one call), unequal ones here: the formula is the same."""
+def test_whole_ratio_weights_fuse_in_milvus_as_they_would_here(indexed: Settings, store) -> None:
+    """The default 2,1 goes to Milvus as one call (dense sent twice); a ratio that is not whole is fused here,
+    one search per list: the scores agree."""
     in_milvus = build_retriever(indexed, k=4, mode="hybrid", store=store)
+    assert in_milvus.weights == (2.0, 1.0, 0.0)
     here = build_retriever(indexed, k=4, mode="hybrid", store=store)
-    here.weights = (2.0, 2.0, 2.0 + 1e-12)  # unequal by a hair: the separate-search path, doubled scores
+    here.weights = (2.0, 1.0 + 1e-12, 0.0)
     for query in ("How is data stored in milvus?", "nlist nprobe", "zq7vx_knob"):
         ours = [(d.id, round(d.metadata["score"], 5)) for d in here.invoke(query)]
-        theirs = [(d.id, round(2 * d.metadata["score"], 5)) for d in in_milvus.invoke(query)]
+        theirs = [(d.id, round(d.metadata["score"], 5)) for d in in_milvus.invoke(query)]
         assert [score for _, score in ours] == [score for _, score in theirs]  # ties may come in any order
         assert all(dict(ours)[pk] == score for pk, score in theirs if pk in dict(ours))
+
+
+@pytest.mark.parametrize(
+    ("weights", "copies"),
+    [
+        ([2, 1], [2, 1]),
+        ([1, 1, 1], [1, 1, 1]),
+        ([0.5, 0.25], [2, 1]),
+        ([1, 0.5, 0.3], None),
+        ([4, 2, 1], None),
+        ([1], None),
+    ],
+)
+def test_whole_ratios(weights: list[float], copies: list[int] | None) -> None:
+    assert whole_ratios([float(w) for w in weights]) == copies
 
 
 def test_dense_mode_gives_cosine_scores(indexed: Settings, store) -> None:

@@ -40,7 +40,7 @@ def test_report_compares_baseline_dense_and_hybrid(tmp_path: Path, docs_zip: Pat
     lines = result.stdout.splitlines()
     header = next(line for line in lines if "hit@1" in line)
     assert header.split() == ["hit@1", "hit@3", "hit@5", "mrr@5", "p50_ms", "p95_ms"]
-    for label in ('seed ("# " split, dense)', "dense", "hybrid (dense + BM25 + heading)"):
+    for label in ('seed ("# " split, dense)', "dense", "hybrid RRF 2 dense + 1 BM25"):
         row = next(line for line in lines if line.startswith(label))
         hit1, hit3, hit5 = (float(x) for x in row[len(label):].split()[:3])
         assert hit1 <= hit3 <= hit5 <= 0.67  # printed to 2 places; the third gold span is nowhere
@@ -48,6 +48,7 @@ def test_report_compares_baseline_dense_and_hybrid(tmp_path: Path, docs_zip: Pat
     report = json.loads((out / "evaluation.json").read_text())
     assert list(report["systems"]) == ["baseline", "dense", "hybrid"]
     assert report["systems"]["hybrid"]["served_mode"] == "hybrid"
+    assert report["systems"]["hybrid"]["label"] == "hybrid RRF 2 dense + 1 BM25"
     assert report["systems"]["dense"]["hit@3"] >= 2 / 3 - 1e-9
     assert [q[name] for q in report["per_question"] for name in ("dense", "hybrid")][-2:] == [None, None]
     assert report["systems"]["baseline"]["chunks"] > report["index"]["chunks"] > 20
