@@ -39,12 +39,6 @@ log = logging.getLogger(__name__)
 SYSTEMS = ("baseline", "dense", "hybrid")
 LABELS = {"baseline": 'seed ("# " split, dense)', "dense": "dense", "hybrid": "hybrid"}
 
-
-def hybrid_label(weights: Sequence[float]) -> str:
-    """E.g. `hybrid RRF 2 dense + 1 BM25`: the lists the fusion used, with their weights."""
-    names = ("dense", "BM25", "heading")
-    parts = [f"{w:g} {n}" for w, n in zip(weights, names, strict=False) if w > 0]
-    return "hybrid RRF " + " + ".join(parts)
 HIT_RULE = (
     "a retrieved chunk contains the gold span, both with [ ] ` * removed and whitespace collapsed; case-sensitive"
 )
@@ -53,6 +47,13 @@ _MARKUP = re.compile(r"[\[\]`*]")
 _SPACE = re.compile(r"\s+")
 
 Search = Callable[[str], list[str]]
+
+
+def hybrid_label(weights: Sequence[float]) -> str:
+    """E.g. `hybrid RRF 2 dense + 1 BM25`: the lists the fusion used, with their weights."""
+    names = ("dense", "BM25", "heading")
+    parts = [f"{w:g} {n}" for w, n in zip(weights, names, strict=False) if w > 0]
+    return "hybrid RRF " + " + ".join(parts)
 
 
 @dataclass(frozen=True)
