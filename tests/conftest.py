@@ -49,6 +49,18 @@ def docs_zip() -> Path:
     return DOCS_ZIP
 
 
+@pytest.fixture(scope="module")
+def faq_index(tmp_path_factory: pytest.TempPathFactory, docs_zip: Path, model_cache_dir: Path) -> Path:
+    """A Milvus Lite folder holding the FAQ index, built once per test module that asks for it."""
+    from rag.indexing import run_ingest
+    from rag.settings import get_settings
+
+    data = tmp_path_factory.mktemp("faq-index")
+    settings = get_settings(data_dir_override=data, cache_dir_override=model_cache_dir)
+    run_ingest(settings, source=str(docs_zip), progress=False)
+    return data
+
+
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real standalone Milvus 2.3.5 (PyPI package `milvus`) on 127.0.0.1, shared by the session's tests."""

@@ -9,21 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.indexing import run_ingest
-from rag.settings import get_settings
 from tests.support.langsmith_server import FakeLangSmith
 from tests.support.openai_server import FakeDeepSeek
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUESTION = "How is data stored in milvus?"
 TOP_SOURCE = "en/faq/product_faq.md — Product FAQ > Where does Milvus store data?"
-
-
-@pytest.fixture(scope="module")
-def faq_index(tmp_path_factory, docs_zip, model_cache_dir) -> Path:
-    data = tmp_path_factory.mktemp("faq-index")
-    run_ingest(get_settings(data_dir_override=data, cache_dir_override=model_cache_dir), source=str(docs_zip))
-    return data
 
 
 @pytest.fixture

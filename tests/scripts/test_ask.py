@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.indexing import run_ingest
-from rag.settings import get_settings
 from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ASK = REPO / "scripts" / "ask.py"
 QUESTION = "How is data stored in milvus?"
 GOLD_HEADING = "Product FAQ > Where does Milvus store data?"
-
-
-@pytest.fixture(scope="module")
-def faq_index(tmp_path_factory, docs_zip, model_cache_dir) -> Path:
-    data = tmp_path_factory.mktemp("faq-index")
-    settings = get_settings(data_dir_override=data, cache_dir_override=model_cache_dir)
-    run_ingest(settings, source=str(docs_zip), progress=False)
-    return data
 
 
 @pytest.fixture

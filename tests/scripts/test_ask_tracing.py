@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from rag.indexing import run_ingest
-from rag.settings import get_settings
 from tests.support.langsmith_server import FakeLangSmith
 from tests.support.openai_server import FakeDeepSeek
 
@@ -27,13 +25,6 @@ MILVUS_TOKEN = "root:milvus-token-5be1c9"
 PROJECT = "milvus-rag-ci"
 
 Runs = dict[str, dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-def faq_index(tmp_path_factory, docs_zip, model_cache_dir) -> Path:
-    data = tmp_path_factory.mktemp("faq-index")
-    run_ingest(get_settings(data_dir_override=data, cache_dir_override=model_cache_dir), source=str(docs_zip))
-    return data
 
 
 @pytest.fixture

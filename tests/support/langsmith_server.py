@@ -157,28 +157,28 @@ class _Handler(QuietHandler):
         try:
             body = _decompress(raw, headers.get("content-encoding", ""))
         except Exception as exc:  # noqa: BLE001 - a broken body is the client's bug: tell it
-            self._send(400, {"detail": f"cannot decode body: {exc}"})
+            self.send_json(400, {"detail": f"cannot decode body: {exc}"})
             return
         request = CapturedRequest(method, path, headers, raw, body)
         if method == "GET" and path == "/info":  # the client asks before it authenticates anything
             self.fake._record(request, [])
-            self._send(200, self.fake.info())
+            self.send_json(200, self.fake.info())
             return
         if headers.get("x-api-key") != self.fake.api_key:
             self.fake._record(request, [])
-            self._send(401, {"detail": "Invalid token"})
+            self.send_json(401, {"detail": "Invalid token"})
             return
         try:
             ops = _operations(method, path, headers, body)
         except ValueError as exc:
             self.fake._record(request, [])
-            self._send(422, {"detail": str(exc)})
+            self.send_json(422, {"detail": str(exc)})
             return
         self.fake._record(request, ops or [])
         if ops is None:
-            self._send(404, {"detail": "Not Found"})
+            self.send_json(404, {"detail": "Not Found"})
         else:
-            self._send(202 if path == "/runs/multipart" else 200, {})
+            self.send_json(202 if path == "/runs/multipart" else 200, {})
 
     def _read_body(self, headers: dict[str, str]) -> bytes:
         if headers.get("transfer-encoding", "").lower() == "chunked":
@@ -193,17 +193,6 @@ class _Handler(QuietHandler):
                 self.rfile.readline()
         return self.rfile.read(int(headers.get("content-length") or 0))
 
-    def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
 
 def _decompress(raw: bytes, encoding: str) -> bytes:

@@ -246,7 +246,7 @@ class _Handler(QuietHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") in ("/models", "/v1/models"):
-            self._send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
+            self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
         else:
             self._send_error(404, "Not Found")
 
@@ -323,7 +323,7 @@ class _Handler(QuietHandler):
             "usage": _usage(request, reasoning, answer),
         }
         # DeepSeek keeps a queued non-streaming request alive with blank lines before the JSON.
-        self._send_json(200, payload, prefix=b"\n")
+        self.send_json(200, payload, prefix=b"\n")
 
     def _stream(
         self,
@@ -395,21 +395,6 @@ class _Handler(QuietHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _send_json(
-        self, status: int, payload: Any, *, prefix: bytes = b"", headers: dict[str, str] | None = None
-    ) -> None:
-        data = prefix + json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     def _send_error(self, status: int, message: str | None = None) -> None:
         title, kind = ERRORS.get(status, ("Error", "unknown_error"))
@@ -419,7 +404,7 @@ class _Handler(QuietHandler):
             # Real DeepSeek sends no retry hint; a short one keeps the client's retries fast in tests.
             if self.fake.retry_after_ms is not None:
                 headers["retry-after-ms"] = str(self.fake.retry_after_ms)
-        self._send_json(status, {"error": error}, headers=headers)
+        self.send_json(status, {"error": error}, headers=headers)
 
 
 # --- replies computed from the request ---
