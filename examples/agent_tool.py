@@ -17,7 +17,6 @@ from typing import Any
 from langchain_core._api import LangChainBetaWarning
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
-from langchain_core.tracers.langchain import wait_for_all_tracers
 from pydantic import BaseModel, Field
 
 from chains import build_llm, build_rag_chain, get_settings, redact_langsmith
@@ -77,7 +76,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(run(main, build_parser()))
-    finally:
-        wait_for_all_tracers()  # with LANGSMITH_TRACING=true, runs upload in the background: wait for them
+    sys.exit(run(main, build_parser()))  # run() also waits for LangSmith's background uploads

@@ -21,7 +21,6 @@ from langchain_core._api import LangChainDeprecationWarning
 from langchain_core.chat_history import BaseChatMessageHistory, InMemoryChatMessageHistory
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.history import RunnableWithMessageHistory
-from langchain_core.tracers.langchain import wait_for_all_tracers
 
 from chains import build_rag_chain, get_settings, redact_langsmith
 from rag.cli import add_common_args, run
@@ -67,7 +66,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(run(main, build_parser()))
-    finally:
-        wait_for_all_tracers()  # with LANGSMITH_TRACING=true, runs upload in the background: wait for them
+    sys.exit(run(main, build_parser()))  # run() also waits for LangSmith's background uploads

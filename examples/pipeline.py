@@ -13,7 +13,6 @@ import sys
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
-from langchain_core.tracers.langchain import wait_for_all_tracers
 
 from chains import build_rag_chain, get_settings, redact_langsmith
 from rag.cli import add_common_args, run
@@ -59,7 +58,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(run(main, build_parser()))
-    finally:
-        wait_for_all_tracers()  # with LANGSMITH_TRACING=true, runs upload in the background: wait for them
+    sys.exit(run(main, build_parser()))  # run() also waits for LangSmith's background uploads

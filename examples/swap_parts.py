@@ -18,7 +18,6 @@ from langchain_classic.retrievers import EnsembleRetriever
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.tracers.langchain import wait_for_all_tracers
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from chains import Settings, build_rag_chain, build_retriever, get_settings, redact_langsmith
@@ -84,7 +83,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(run(main, build_parser()))
-    finally:
-        wait_for_all_tracers()  # with LANGSMITH_TRACING=true, runs upload in the background: wait for them
+    sys.exit(run(main, build_parser()))  # run() also waits for LangSmith's background uploads

@@ -1,4 +1,5 @@
-"""What every script shares: logging, one-line errors, exit codes. Scripts parse arguments and call library code."""
+"""What every script shares: logging, one-line errors, exit codes, LangSmith uploads finished before exit.
+Scripts parse arguments and call library code."""
 
 from __future__ import annotations
 
@@ -52,3 +53,14 @@ def run(
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
+    finally:
+        flush_traces()
+
+
+def flush_traces() -> None:
+    """A short-lived process must wait for LangSmith's background uploads, or the runs are lost; a run that
+    never loaded LangChain's tracer has nothing to wait for (and does not pay for importing it)."""
+    if "langchain_core.tracers.langchain" in sys.modules:
+        from langchain_core.tracers.langchain import wait_for_all_tracers
+
+        wait_for_all_tracers()

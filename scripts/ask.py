@@ -199,23 +199,20 @@ def main(args: argparse.Namespace) -> int:
     del config["run_name"]  # the chain names its own runs
     if args.k:
         config["configurable"]["k"] = args.k
-    try:
-        if question is not None:
-            answer(chain, question, [], args, config)
-            return 0
-        history: list[tuple[str, str]] = []
-        for q in interactive():
-            try:
-                text = answer(chain, q, history, args, config)
-            except RagError as exc:
-                if not _is_per_question(exc):
-                    raise
-                print(f"error: {exc.one_line()}", file=sys.stderr)
-                continue
-            history += [("human", q), ("ai", text)]
+    if question is not None:
+        answer(chain, question, [], args, config)
         return 0
-    finally:
-        _flush_traces()
+    history: list[tuple[str, str]] = []
+    for q in interactive():
+        try:
+            text = answer(chain, q, history, args, config)
+        except RagError as exc:
+            if not _is_per_question(exc):
+                raise
+            print(f"error: {exc.one_line()}", file=sys.stderr)
+            continue
+        history += [("human", q), ("ai", text)]
+    return 0
 
 
 def _is_per_question(exc: RagError) -> bool:
@@ -256,16 +253,6 @@ def _tracer(path: str | None) -> Any:
     return JsonlTracer(path)
 
 
-def _flush_traces() -> None:
-    """A short-lived CLI must wait for LangSmith uploads, or the runs are lost."""
-    if "langchain_core.tracers.langchain" in sys.modules:
-        from langchain_core.tracers.langchain import wait_for_all_tracers
-
-        wait_for_all_tracers()
-
 
 if __name__ == "__main__":
-    try:
-        sys.exit(run(main, build_parser()))
-    finally:
-        _flush_traces()  # every path, --retrieve-only and errors included
+    sys.exit(run(main, build_parser()))  # run() also waits for LangSmith uploads, on every path
