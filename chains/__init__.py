@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from chains.llm import build_llm, configurable_llm, to_llm_error
     from chains.prompts import CONDENSE_PROMPT, RAG_PROMPT, format_context
-    from chains.rag import RetrieveStep, build_rag_chain, to_sources
-    from chains.schemas import RagInput, RagOutput, Source
+    from chains.rag import RetrieveStep, build_rag_chain
+    from chains.schemas import RagInput, RagOutput, Source, to_sources
     from chains.tracing import JsonlTracer, redact_langsmith
     from rag.retrieval import build_retriever
     from rag.settings import Settings, get_settings
@@ -44,7 +44,7 @@ _HOMES = {
     "format_context": "chains.prompts",
     "RetrieveStep": "chains.rag",
     "build_rag_chain": "chains.rag",
-    "to_sources": "chains.rag",
+    "to_sources": "chains.schemas",
     "RagInput": "chains.schemas",
     "RagOutput": "chains.schemas",
     "Source": "chains.schemas",

@@ -7,7 +7,7 @@ pipelines, and shows its steps by name in traces: `rag`, `standalone_question` /
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from operator import itemgetter
 from typing import Any
 
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chains.llm import build_llm, configurable_llm
 from chains.prompts import CONDENSE_PROMPT, RAG_PROMPT, fence, format_context, format_conversation
-from chains.schemas import RagInput, RagOutput, Source
+from chains.schemas import RagInput, RagOutput, to_sources
 from chains.tracing import chain_trace_config
 from rag.errors import ConfigError
 from rag.settings import Settings, get_settings
@@ -211,23 +211,6 @@ def prepare_input(inputs: Mapping[str, Any] | str) -> dict[str, Any]:
         "chat_history": history,
         "conversation": format_conversation(history) if history else "",
     }
-
-
-def to_sources(docs: Sequence[Document]) -> list[Source]:
-    """The passages as the prompt numbers them and the answer cites them: [n] is `sources[n - 1]`."""
-    sources: list[Source] = []
-    for n, doc in enumerate(docs, start=1):
-        score = doc.metadata.get("score")
-        sources.append(
-            Source(
-                n=n,
-                source=str(doc.metadata.get("source", "")),
-                heading=str(doc.metadata.get("heading") or doc.metadata.get("title") or ""),
-                score=float(score) if score is not None else None,
-                text=doc.page_content,
-            )
-        )
-    return sources
 
 
 def _require_variables(prompt: BasePromptTemplate, needed: set[str], name: str) -> None:

@@ -6,10 +6,14 @@ feed it `{"question": ...}` and read `result["answer"]` without converting anyth
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AnyMessage
 from typing_extensions import NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
 
 ChatTurn = AnyMessage | tuple[str, str] | dict[str, Any]
 """One earlier message: a LangChain message, `("human" | "ai", text)`, or `{"role": ..., "content": ...}`."""
@@ -37,3 +41,20 @@ class RagOutput(TypedDict):
 
     answer: str
     sources: list[Source]
+
+
+def to_sources(docs: Sequence[Document]) -> list[Source]:
+    """The passages as the prompt numbers them and the answer cites them: [n] is `sources[n - 1]`."""
+    sources: list[Source] = []
+    for n, doc in enumerate(docs, start=1):
+        score = doc.metadata.get("score")
+        sources.append(
+            Source(
+                n=n,
+                source=str(doc.metadata.get("source", "")),
+                heading=str(doc.metadata.get("heading") or doc.metadata.get("title") or ""),
+                score=float(score) if score is not None else None,
+                text=doc.page_content,
+            )
+        )
+    return sources

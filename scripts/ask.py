@@ -15,7 +15,6 @@ from rag.cli import add_common_args, run
 from rag.errors import ConfigError, NoIndexError, RagError, SourceError
 
 if TYPE_CHECKING:
-    from langchain_core.documents import Document
     from langchain_core.runnables import Runnable
 
     from rag.settings import Settings
@@ -87,19 +86,6 @@ def open_retriever(settings: Settings, args: argparse.Namespace, *, quiet: bool)
     return build_retriever(settings, k=args.k, mode=args.mode, filter=args.filter)
 
 
-def passages(docs: list[Document]) -> list[dict[str, Any]]:
-    return [
-        {
-            "n": i,
-            "source": d.metadata.get("source", ""),
-            "heading": d.metadata.get("heading", ""),
-            "score": d.metadata.get("score"),
-            "text": d.page_content,
-        }
-        for i, d in enumerate(docs, 1)
-    ]
-
-
 def print_sources(sources: list[dict[str, Any]]) -> None:
     if not sources:
         return
@@ -119,7 +105,9 @@ def show_context(sources: list[dict[str, Any]]) -> None:
 
 
 def retrieve_only(retriever: Runnable, question: str, args: argparse.Namespace, config: dict) -> None:
-    sources = passages(retriever.invoke(question, config=config))
+    from chains.schemas import to_sources
+
+    sources = to_sources(retriever.invoke(question, config=config))
     if args.json:
         print(json.dumps({"question": question, "answer": None, "sources": sources}, ensure_ascii=False))
     elif args.show_context:
