@@ -41,7 +41,8 @@ class CollectionInfo:
 
     @property
     def outdated(self) -> bool:
-        """Built before the heading vector on a server that can hold one: a rebuild gives better retrieval."""
+        """Built before the heading vector on a server that can hold one: the third hybrid list (off by default,
+        RAG_HYBRID_WEIGHTS) needs a rebuild."""
         return self.has_bm25 and not self.has_heading_vector
 
 
