@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from chains.rag import RetrieveStep, build_rag_chain
     from chains.schemas import RagInput, RagOutput, Source, to_sources
     from chains.tracing import JsonlTracer, redact_langsmith
-    from rag.retrieval import build_retriever
-    from rag.settings import Settings, get_settings
+    from config.settings import Settings, get_settings
+    from retrieval.retriever import build_retriever
 
 # Where each name lives: loaded on first use, so `from chains.tracing import ...` (the CLI's retrieve-only
 # path) does not pay for the OpenAI client.
@@ -50,9 +50,9 @@ _HOMES = {
     "Source": "chains.schemas",
     "JsonlTracer": "chains.tracing",
     "redact_langsmith": "chains.tracing",
-    "build_retriever": "rag.retrieval",
-    "Settings": "rag.settings",
-    "get_settings": "rag.settings",
+    "build_retriever": "retrieval.retriever",
+    "Settings": "config.settings",
+    "get_settings": "config.settings",
 }
 
 

@@ -22,8 +22,8 @@ from langchain_core.runnables import ConfigurableField, Runnable
 from langchain_openai import ChatOpenAI, StreamChunkTimeoutError
 from pydantic import BaseModel, SecretStr
 
-from rag.errors import ConfigError, LLMError
-from rag.settings import Settings, get_settings
+from config.errors import ConfigError, LLMError
+from config.settings import Settings, get_settings
 
 KEY_FIX = "set DEEPSEEK_API_KEY (environment or .env) to a key from https://platform.deepseek.com/api_keys"
 STATUS_FIX = "try again in a minute; https://status.deepseek.com shows DeepSeek's incidents"

@@ -33,8 +33,8 @@ from chains.llm import build_llm, configurable_llm
 from chains.prompts import CONDENSE_PROMPT, RAG_PROMPT, fence, format_context, format_conversation
 from chains.schemas import RagInput, RagOutput, to_sources
 from chains.tracing import chain_trace_config
-from rag.errors import ConfigError
-from rag.settings import Settings, get_settings
+from config.errors import ConfigError
+from config.settings import Settings, get_settings
 
 
 class RetrieveStep(RunnableSerializable[str, list[Document]]):
@@ -149,7 +149,7 @@ def build_rag_chain(
     "sources": [{"n", "source", "heading", "score", "text"}]}`. Per call, `configurable` takes `k`, `filter`
     (a Milvus boolean expression on metadata), `model` and `temperature`.
 
-    Defaults: the retriever from `rag.retrieval.build_retriever`, the LLM from `chains.llm.build_llm`, `k`
+    Defaults: the retriever from `retrieval.retriever.build_retriever`, the LLM from `chains.llm.build_llm`, `k`
     from settings (RAG_K). `retriever` may be any runnable str → list[Document]; a passage's score is read
     from `doc.metadata["score"]`. `prompt` needs the variables `context` and `question`; `condense_prompt`
     needs `conversation` and `question`.
@@ -223,6 +223,6 @@ def _require_variables(prompt: BasePromptTemplate, needed: set[str], name: str) 
 
 
 def _default_retriever(settings: Settings, k: int) -> Runnable[str, list[Document]]:
-    from rag.retrieval import build_retriever  # Milvus and the embedding model load only when needed
+    from retrieval.retriever import build_retriever  # Milvus and the embedding model load only when needed
 
     return build_retriever(settings, k=k)

@@ -32,12 +32,12 @@ from langchain_core.messages import BaseMessage
 from langchain_core.tracers.base import BaseTracer
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from rag.errors import ConfigError
+from config.errors import ConfigError
 
 if TYPE_CHECKING:
     from langchain_core.tracers.schemas import Run
 
-    from rag.settings import Settings
+    from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def configured_secrets(settings: Settings | None = None) -> list[str]:
     found: list[str] = [os.environ.get(name, "") for name in _SECRET_ENV]
     if settings is None:
         try:
-            from rag.settings import get_settings
+            from config.settings import get_settings
 
             settings = get_settings()
         except Exception:  # a broken setting is reported where it is used, not by the tracer

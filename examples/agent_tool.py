@@ -20,7 +20,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
 from chains import build_llm, build_rag_chain, get_settings, redact_langsmith
-from rag.cli import add_common_args, run
+from cli.common import add_common_args, run
 
 DEFAULT_QUESTION = "How is data stored in milvus?"
 SYSTEM_PROMPT = (

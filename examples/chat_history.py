@@ -23,7 +23,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
 from chains import build_rag_chain, get_settings, redact_langsmith
-from rag.cli import add_common_args, run
+from cli.common import add_common_args, run
 
 warnings.filterwarnings("ignore", category=LangChainDeprecationWarning)
 

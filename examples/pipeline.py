@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from chains import build_rag_chain, get_settings, redact_langsmith
-from rag.cli import add_common_args, run
+from cli.common import add_common_args, run
 
 DEFAULT_QUESTION = "How is data stored in milvus?"
 

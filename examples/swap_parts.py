@@ -22,8 +22,8 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 from chains import Settings, build_rag_chain, build_retriever, get_settings, redact_langsmith
 from chains.llm import KEY_FIX
-from rag.cli import add_common_args, run
-from rag.errors import ConfigError
+from cli.common import add_common_args, run
+from config.errors import ConfigError
 
 DEFAULT_QUESTION = "Where does Milvus keep its metadata?"
 NOTES = [

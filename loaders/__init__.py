@@ -2,7 +2,7 @@
 
 from loaders.markdown import LoadStats, MarkdownCorpusLoader, SkippedFile, json_to_text, markdown_to_text
 from loaders.sources import ALL_GLOB, Corpus, FolderCorpus, ZipCorpus, download_zip, match_paths, open_corpus
-from loaders.splitter import HEADING_SEPARATOR, MarkdownSplitter, chunk_id, count_tokens_batch
+from loaders.splitter import HEADING_SEPARATOR, MarkdownSplitter, Tokenizer, chunk_id
 
 __all__ = [
     "ALL_GLOB",
@@ -13,9 +13,9 @@ __all__ = [
     "MarkdownCorpusLoader",
     "MarkdownSplitter",
     "SkippedFile",
+    "Tokenizer",
     "ZipCorpus",
     "chunk_id",
-    "count_tokens_batch",
     "download_zip",
     "json_to_text",
     "markdown_to_text",

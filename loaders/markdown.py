@@ -25,7 +25,7 @@ from loaders.mdsyntax import heading, scan, segments
 from loaders.sources import Corpus, as_patterns, open_corpus, select
 
 if TYPE_CHECKING:
-    from rag.settings import Settings
+    from config.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class MarkdownCorpusLoader(BaseLoader):
         progress: bool | None = True,
     ) -> None:
         if None in (source, glob, cache_dir, max_file_bytes, download_timeout):
-            from rag.settings import get_settings
+            from config.settings import get_settings
 
             settings = get_settings()
             source = settings.source if source is None else source

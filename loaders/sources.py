@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from rag.errors import SourceError
+from config.errors import SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def open_corpus(
     if is_url(source):
         url = str(source)
         if cache_dir is None:
-            from rag.settings import get_settings
+            from config.settings import get_settings
 
             cache_dir = get_settings().cache_dir
         local = download_zip(url, cache_dir, timeout=download_timeout, progress=progress)

@@ -5,10 +5,13 @@ FAQ entry is embedded together with its answer. The embedding model silently tru
 (256 word pieces for all-MiniLM-L6-v2), so every chunk is measured with the model's own tokenizer;
 anything past the window would never be searchable.
 
-Counting tokens is the hot path. With the built-in counter (and with `len`) the length of joined pieces
-is the sum of the pieces' lengths (the WordPiece pre-tokenizer splits on whitespace), so each paragraph
-is counted once and chunks are sized by addition. Any other `length_function` is treated as
-non-additive: every chunk is measured again and split further until it fits.
+The window and the tokenizer are the caller's: `MarkdownSplitter.from_tokenizer(tokenizer, max_tokens)`
+takes the embedding model's own (a `tokenizers.Tokenizer`), so this layer knows no model.
+
+Counting tokens is the hot path. With a tokenizer whose pre-tokenizer splits on whitespace (WordPiece,
+as `from_tokenizer` assumes) and with `len`, the length of joined pieces is the sum of the pieces'
+lengths, so each paragraph is counted once and chunks are sized by addition. Any other
+`length_function` is treated as non-additive: every chunk is measured again and split further until it fits.
 """
 
 from __future__ import annotations
@@ -17,13 +20,12 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
 from loaders.mdsyntax import Fence, has_words, heading, scan
-from rag.embeddings.model_files import MINILM_MAX_TOKENS, count_tokens, load_tokenizer
 
 HEADING_SEPARATOR = " > "
 _SENTENCE_END = re.compile(r"(?<=[.!?;:。！？])\s+")
@@ -35,9 +37,12 @@ NAVIGATION_HEADINGS = re.compile(r"(what'?s next|next steps?|see also|related (t
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
 
 
-def count_tokens_batch(texts: list[str]) -> list[int]:
-    """`count_tokens` for many texts in one call, spread over the tokenizer's threads."""
-    return [len(e.ids) for e in load_tokenizer().encode_batch_fast(texts)]
+class Tokenizer(Protocol):
+    """What `from_tokenizer` needs: the `tokenizers.Tokenizer` interface (no truncation, no padding)."""
+
+    def encode(self, sequence: str) -> Any: ...
+
+    def encode_batch_fast(self, input: list[str]) -> list[Any]: ...
 
 
 def chunk_id(source: str, content_hash: str, chunk_index: int) -> str:
@@ -130,7 +135,7 @@ class MarkdownSplitter(TextSplitter):
 
     def __init__(
         self,
-        max_tokens: int = MINILM_MAX_TOKENS,
+        max_tokens: int,
         overlap_tokens: int | None = None,
         *,
         length_function: Callable[[str], int] | None = None,
@@ -141,15 +146,13 @@ class MarkdownSplitter(TextSplitter):
         cache_size: int = 1 << 17,
     ) -> None:
         overlap = max_tokens // 8 if overlap_tokens is None else overlap_tokens
-        measure = length_function or count_tokens
+        measure = length_function or len
         super().__init__(chunk_size=max_tokens, chunk_overlap=overlap, length_function=measure)
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap
         self.heading_separator = heading_separator
         self.skip_headings = skip_headings
-        self.additive = (measure is count_tokens or measure is len) if additive is None else additive
-        if batch_length_function is None and measure is count_tokens:
-            batch_length_function = count_tokens_batch
+        self.additive = (measure is len) if additive is None else additive
         self._length = measure
         self._batch_length = batch_length_function
         self._cache: dict[str, int] = {}
@@ -158,6 +161,19 @@ class MarkdownSplitter(TextSplitter):
         # Blocks longer than this (in characters) are measured line by line when lengths add up, so that
         # a block too long for one chunk is not tokenized twice (once whole, once per line).
         self._line_threshold = 2 * max_tokens
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Tokenizer, max_tokens: int, **kwargs: Any) -> MarkdownSplitter:
+        """Chunks measured in the model's own tokens ([CLS]/[SEP] included), `max_tokens` its window."""
+
+        def count(text: str) -> int:
+            return len(tokenizer.encode(text).ids)
+
+        def count_batch(texts: list[str]) -> list[int]:
+            return [len(e.ids) for e in tokenizer.encode_batch_fast(texts)]
+
+        kwargs.setdefault("additive", True)
+        return cls(max_tokens, length_function=count, batch_length_function=count_batch, **kwargs)
 
     # ---- LangChain TextSplitter interface ------------------------------------------------------------
 
@@ -550,7 +566,7 @@ __all__ = [
     "HEADING_SEPARATOR",
     "MarkdownSplitter",
     "Section",
+    "Tokenizer",
     "chunk_id",
-    "count_tokens_batch",
     "sections",
 ]

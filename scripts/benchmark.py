@@ -50,8 +50,8 @@ def _queries(zip_path: str, n: int) -> list[str]:
 
 def child(job: str, args: argparse.Namespace) -> dict[str, Any]:
     if job == "project-ingest":
-        from rag.indexing import run_ingest
-        from rag.settings import get_settings
+        from config.settings import get_settings
+        from index.pipeline import run_ingest
 
         settings = get_settings(data_dir_override=Path(args.data))
         report = run_ingest(settings, source=args.source, glob=args.glob.split(","), progress=False)
@@ -62,27 +62,26 @@ def child(job: str, args: argparse.Namespace) -> dict[str, Any]:
             "rss_mb": _rss_mb(),
         }
     if job == "project-encode":
+        from config.settings import get_settings
+        from embeddings import build_embeddings, token_window
         from loaders.markdown import MarkdownCorpusLoader
         from loaders.splitter import MarkdownSplitter
-        from rag.embeddings import build_embeddings
-        from rag.settings import get_settings
 
         docs = MarkdownCorpusLoader(args.source, args.glob.split(","), progress=False).load()
-        texts = [c.page_content for c in MarkdownSplitter().split_documents(docs)]
+        splitter = MarkdownSplitter.from_tokenizer(*token_window(get_settings()))
+        texts = [c.page_content for c in splitter.split_documents(docs)]
         function = build_embeddings(get_settings()).embedding_function
         function.encode_documents(["warm up"])
         started = time.perf_counter()
         function.encode_documents(texts)
         return {"seconds": time.perf_counter() - started, "chunks": len(texts)}
     if job == "seed-ingest":
-        sys.path.insert(0, str(SCRIPTS))
-        import seed_pipeline
+        from evaluation import seed_pipeline
 
         result = seed_pipeline.ingest(args.source, Path(args.data), args.glob)
         return {**result, "rss_mb": _rss_mb()}
     if job == "seed-encode":
-        sys.path.insert(0, str(SCRIPTS))
-        import seed_pipeline
+        from evaluation import seed_pipeline
 
         texts, _ = seed_pipeline.seed_texts(args.source, args.glob)
         model = seed_pipeline.load_model()
@@ -91,8 +90,8 @@ def child(job: str, args: argparse.Namespace) -> dict[str, Any]:
         seed_pipeline.encode(model, texts)
         return {"seconds": time.perf_counter() - started, "chunks": len(texts)}
     if job == "project-search":
-        from rag.retrieval import build_retriever
-        from rag.settings import get_settings
+        from config.settings import get_settings
+        from retrieval.retriever import build_retriever
 
         retriever = build_retriever(get_settings(data_dir_override=Path(args.data)), k=3, mode=args.mode)
         queries = _queries(args.source, args.queries)
@@ -105,9 +104,9 @@ def child(job: str, args: argparse.Namespace) -> dict[str, Any]:
             times.append((time.perf_counter() - started) * 1000)
         return {"latencies_ms": times}
     if job == "seed-search":
-        sys.path.insert(0, str(SCRIPTS))
-        import seed_pipeline
         from pymilvus import MilvusClient
+
+        from evaluation import seed_pipeline
 
         model = seed_pipeline.load_model()
         client = MilvusClient(uri=str(Path(args.data) / "milvus.db"))
@@ -237,7 +236,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     ask = [sys.executable, str(SCRIPTS / "ask.py"), "--retrieve-only", QUESTION]
     timed(ask, env_index)
     results["cold_retrieve_project"] = {"seconds": median([timed(ask, env_index) for _ in range(args.repeat)])}
-    seed = [sys.executable, str(SCRIPTS / "seed_pipeline.py"), "search", "--db", str(work / "seed-all-0"), QUESTION]
+    seed = [sys.executable, "-m", "evaluation.seed_pipeline", "search", "--db", str(work / "seed-all-0"), QUESTION]
     results["cold_retrieve_seed"] = {"seconds": median([timed(seed, env) for _ in range(args.repeat)])}
 
     say("cold start: ask.py to the first answer token (local OpenAI-compatible server)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rag.cli import add_common_args, run
+from cli.common import add_common_args, run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_QUESTIONS = REPO.parent / "shared" / "eval" / "dev.jsonl"
@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rag.evaluation import run_evaluation, write_report
-    from rag.settings import get_settings
+    from config.settings import get_settings
+    from evaluation.quality import run_evaluation, write_report
 
     report = run_evaluation(
         get_settings(),

@@ -52,8 +52,8 @@ def docs_zip() -> Path:
 @pytest.fixture(scope="module")
 def faq_index(tmp_path_factory: pytest.TempPathFactory, docs_zip: Path, model_cache_dir: Path) -> Path:
     """A Milvus Lite folder holding the FAQ index, built once per test module that asks for it."""
-    from rag.indexing import run_ingest
-    from rag.settings import get_settings
+    from config.settings import get_settings
+    from index.pipeline import run_ingest
 
     data = tmp_path_factory.mktemp("faq-index")
     settings = get_settings(data_dir_override=data, cache_dir_override=model_cache_dir)

@@ -12,7 +12,7 @@ from langchain_core.runnables import Runnable
 from pydantic import Field
 
 from chains import build_rag_chain
-from rag.settings import Settings
+from config.settings import Settings
 from tests.support.openai_server import FakeDeepSeek
 
 DOCS = [

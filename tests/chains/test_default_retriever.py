@@ -8,8 +8,8 @@ import pytest
 from langchain_core.runnables import Runnable
 
 from chains import build_rag_chain
-from rag.errors import NoIndexError
-from rag.settings import Settings
+from config.errors import NoIndexError
+from config.settings import Settings
 from tests.support.openai_server import FakeDeepSeek
 
 FAQ = """# Product FAQ
@@ -34,7 +34,7 @@ You can install Milvus on Windows either by compiling from source code or from a
 
 @pytest.fixture
 def indexed(tmp_path: Path, settings: Settings) -> Settings:
-    from rag.indexing import run_ingest
+    from index.pipeline import run_ingest
 
     corpus = tmp_path / "corpus" / "en" / "faq"
     corpus.mkdir(parents=True)

@@ -7,7 +7,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
 from chains import build_llm
-from rag.settings import Settings
+from config.settings import Settings
 from tests.support.openai_server import FakeDeepSeek
 
 

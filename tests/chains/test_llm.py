@@ -10,8 +10,8 @@ from langchain_core.runnables import Runnable
 from pydantic import SecretStr
 
 from chains import build_llm, build_rag_chain, to_llm_error
-from rag.errors import ConfigError, LLMError
-from rag.settings import Settings
+from config.errors import ConfigError, LLMError
+from config.settings import Settings
 from tests.chains.conftest import KeywordRetriever
 from tests.support.net import free_port
 from tests.support.openai_server import FakeDeepSeek

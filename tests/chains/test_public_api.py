@@ -39,8 +39,8 @@ def test_exports_exactly_the_public_names() -> None:
 
 def test_the_exports_are_the_library_objects() -> None:
     from chains.tracing import JsonlTracer
-    from rag.retrieval import build_retriever
-    from rag.settings import Settings, get_settings
+    from config.settings import Settings, get_settings
+    from retrieval.retriever import build_retriever
 
     assert chains.build_retriever is build_retriever
     assert chains.Settings is Settings and chains.get_settings is get_settings

@@ -16,8 +16,8 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 import chains
 from chains import RAG_PROMPT, build_rag_chain
-from rag.errors import ConfigError
-from rag.settings import Settings
+from config.errors import ConfigError
+from config.settings import Settings
 from tests.chains.conftest import DOCS, KeywordRetriever
 from tests.support.openai_server import REASONING_PREFIX, FakeDeepSeek, RecordedRequest, parse_passages
 
@@ -333,7 +333,7 @@ def test_custom_prompt_must_keep_the_variables(retriever: KeywordRetriever, sett
 
 def test_k_reaches_the_projects_milvus_retriever(openai_server: FakeDeepSeek, settings: Settings) -> None:
     """MilvusRetriever keeps `k` as a field (its search takes no `k=`): the chain's k wins, also per call."""
-    from rag.retrieval import build_retriever
+    from retrieval.retriever import build_retriever
 
     store = InMemoryVectorStore(DeterministicFakeEmbedding(size=32))  # has similarity_search_with_score
     store.add_documents(DOCS)

@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from chains import JsonlTracer, build_rag_chain, redact_langsmith
 from chains.tracing import FIELDS, PROJECT_TAG, Redactor
-from rag.errors import ConfigError
-from rag.settings import Settings
+from config.errors import ConfigError
+from config.settings import Settings
 from tests.chains.conftest import DOCS, KeywordRetriever
 from tests.support.langsmith_server import FakeLangSmith
 from tests.support.openai_server import FakeDeepSeek
@@ -146,7 +146,7 @@ def test_a_failed_call_is_recorded_as_an_error_without_the_key(
 
 
 def test_the_top_run_says_which_index_and_models_answered(openai_server: FakeDeepSeek, settings: Settings) -> None:
-    from rag.retrieval import build_retriever
+    from retrieval.retriever import build_retriever
 
     store = InMemoryVectorStore(DeterministicFakeEmbedding(size=32))
     store.add_documents(DOCS)

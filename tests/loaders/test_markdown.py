@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from langchain_core.document_loaders import BaseLoader
 
+from config.errors import SourceError
 from loaders.markdown import MarkdownCorpusLoader, json_to_text, markdown_to_text
 from loaders.sources import ALL_GLOB
-from rag.errors import SourceError
 from tests.loaders.conftest import DocsServer
 from tests.loaders.support import files_under, zip_bytes
 
@@ -203,7 +203,7 @@ def test_settings_supply_what_is_not_given(docs_zip: Path, monkeypatch: pytest.M
     assert [d.metadata["source"] for d in loader.lazy_load()] == ["en/faq/product_faq.md"]
     assert MarkdownCorpusLoader(glob="en/faq/*.md").patterns == ("en/faq/*.md",)
 
-    from rag.settings import get_settings
+    from config.settings import get_settings
 
     settings = get_settings(max_file_bytes=123)
     loader = MarkdownCorpusLoader.from_settings(settings, glob=ALL_GLOB, progress=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from config.errors import SourceError
 from loaders.sources import (
     ALL_GLOB,
     FolderCorpus,
@@ -21,7 +22,6 @@ from loaders.sources import (
     select,
     unsafe_member,
 )
-from rag.errors import SourceError
 from tests.loaders.conftest import SLOW_SECONDS, DocsServer
 from tests.loaders.support import corrupt_copy, files_under, zip_bytes
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.indexing import run_ingest
-from rag.settings import get_settings
+from config.settings import get_settings
+from index.pipeline import run_ingest
 from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def ingest_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
 def search(question: str, k: int = 3) -> list[str]:
     """Top-k chunk texts, searched from another process as `ask.py` would (Milvus Lite is one process at a time)."""
     code = (
-        "import json, sys; from rag.retrieval import build_retriever; "
+        "import json, sys; from retrieval.retriever import build_retriever; "
         f"print(json.dumps([d.page_content for d in build_retriever(k={k}).invoke(sys.argv[1])]))"
     )
     result = subprocess.run([sys.executable, "-c", code, question], capture_output=True, text=True, timeout=120)
@@ -121,7 +121,7 @@ def test_a_killed_ingest_keeps_the_old_index_and_the_next_run_converges(docs_zip
     done = ingest_cli("--source", str(corpus), "--glob", "**/*.md")
     assert done.returncode == 0, done.stderr
     settings = get_settings()
-    from rag.store import open_client
+    from index.store import open_client
 
     client = open_client(settings)
     client.load_collection(settings.collection)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chains import JsonlTracer, build_rag_chain
-from rag.settings import Settings
+from config.settings import Settings
 from tests.chains.conftest import DOCS, KeywordRetriever
 from tests.support.openai_server import FakeDeepSeek
 

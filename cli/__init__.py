@@ -1,0 +1,1 @@
+"""The commands: argument parsing, one-line errors, exit codes; the work is in the layers below."""

@@ -1,0 +1,1 @@
+"""Settings and the error family: the bottom layer, importable from every other."""

@@ -1,0 +1,119 @@
+"""The one place configuration is read: environment variables, then a `.env` file in the working directory.
+
+Secrets are `SecretStr` so that a settings object can be printed, logged or traced without leaking them.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SOURCE = "https://github.com/milvus-io/milvus-docs/releases/download/v2.4.6-preview/milvus_docs_2.4.x_en.zip"
+APP_NAME = "milvus-deepseek-rag"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    base = os.environ.get(var) or str(Path.home() / fallback)
+    return Path(base) / APP_NAME
+
+
+class Settings(BaseSettings):
+    """Every setting of the project; the README's settings table lists the same names."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+
+    # --- LLM (DeepSeek through the OpenAI protocol) ---
+    deepseek_api_key: SecretStr | None = Field(default=None, validation_alias="DEEPSEEK_API_KEY")
+    deepseek_base_url: str = Field(default="https://api.deepseek.com", validation_alias="DEEPSEEK_BASE_URL")
+    deepseek_model: str = Field(default="deepseek-chat", validation_alias="DEEPSEEK_MODEL")
+    deepseek_temperature: float = Field(default=0.0, validation_alias="DEEPSEEK_TEMPERATURE")
+    deepseek_timeout: float = Field(default=60.0, validation_alias="DEEPSEEK_TIMEOUT")
+    deepseek_max_retries: int = Field(default=2, validation_alias="DEEPSEEK_MAX_RETRIES")
+
+    # --- Vector store ---
+    milvus_uri: str | None = Field(default=None, validation_alias="MILVUS_URI")
+    milvus_token: SecretStr | None = Field(default=None, validation_alias="MILVUS_TOKEN")
+    collection: str = Field(
+        default="my_rag_collection", validation_alias=AliasChoices("MILVUS_COLLECTION", "RAG_COLLECTION")
+    )
+
+    # --- Corpus and ingest ---
+    source: str = Field(default=DEFAULT_SOURCE, validation_alias="RAG_SOURCE")
+    glob: str = Field(default="en/faq/*.md", validation_alias="RAG_GLOB")
+    max_file_bytes: int = Field(default=2_000_000, validation_alias="RAG_MAX_FILE_BYTES")
+    download_timeout: float = Field(default=30.0, validation_alias="RAG_DOWNLOAD_TIMEOUT")
+
+    # --- Embedding ---
+    embedding: str = Field(default="minilm", validation_alias="RAG_EMBEDDING")
+    embedding_batch_size: int = Field(default=32, validation_alias="RAG_EMBEDDING_BATCH_SIZE")
+
+    # --- Retrieval ---
+    k: int = Field(default=3, validation_alias="RAG_K")
+    # hybrid beats dense on scripts/evaluate.py (see README); a server without BM25 falls back to dense.
+    mode: Literal["dense", "hybrid"] = Field(default="hybrid", validation_alias="RAG_MODE")
+    # Hybrid fusion: reciprocal rank fusion, sum of weight / (rrf_k + rank) over the dense and BM25 lists.
+    # A small rrf_k lets the top of each list decide; dense, the stronger list alone, weighs more.
+    rrf_k: int = Field(default=10, ge=1, validation_alias="RAG_RRF_K")
+    # (dense, bm25, heading vector). Whole ratios (2,1,0; 1,1,1) fuse in one Milvus call; others take a call per list.
+    hybrid_weights: str = Field(default="2,1,0", validation_alias="RAG_HYBRID_WEIGHTS")
+
+    # --- Folders ---
+    data_dir_override: Path | None = Field(default=None, validation_alias="RAG_DATA_DIR")
+    cache_dir_override: Path | None = Field(default=None, validation_alias="RAG_CACHE_DIR")
+
+    @property
+    def hybrid_weight_triple(self) -> tuple[float, float, float]:
+        """RAG_HYBRID_WEIGHTS as (dense, bm25, heading)."""
+        return parse_weights(self.hybrid_weights)
+
+    @cached_property
+    def data_dir(self) -> Path:
+        """Where the Milvus Lite database and the ingest record live."""
+        return (self.data_dir_override or _xdg("XDG_DATA_HOME", ".local/share")).expanduser()
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        """Downloads and the exported embedding model: safe to delete, rebuilt on demand."""
+        return (self.cache_dir_override or _xdg("XDG_CACHE_HOME", ".cache")).expanduser()
+
+    @property
+    def uses_lite(self) -> bool:
+        return not self.milvus_uri
+
+    @property
+    def milvus_lite_path(self) -> Path:
+        return self.data_dir / "milvus.db"
+
+    @property
+    def record_db_path(self) -> Path:
+        return self.data_dir / f"records-{self.collection}.sqlite"
+
+
+def parse_weights(text: str) -> tuple[float, float, float]:
+    """`dense,bm25[,heading]`: non-negative numbers, not all zero; a missing heading weight is 0."""
+    from config.errors import ConfigError
+
+    fix = "for example RAG_HYBRID_WEIGHTS=2,1,0 (dense, bm25, heading)"
+    parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        numbers = [float(p) for p in parts] + [0.0] * (3 - len(parts))
+    except ValueError:
+        raise ConfigError(
+            f"RAG_HYBRID_WEIGHTS must be two or three numbers 'dense,bm25[,heading]', got {text!r}", fix
+        ) from None
+    if min(numbers) < 0 or sum(numbers) == 0:
+        raise ConfigError(f"RAG_HYBRID_WEIGHTS must be non-negative and not all zero, got {text!r}", fix)
+    dense, keyword, heading = numbers
+    return dense, keyword, heading
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings now (not at import time), with explicit overrides taking precedence."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""Retrieval quality harness and the seed baseline: tools beside the runtime, never imported by it."""

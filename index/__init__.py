@@ -1,0 +1,1 @@
+"""The Milvus collection and how documents get into it."""

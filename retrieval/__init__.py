@@ -1,0 +1,1 @@
+"""Searching the index: the retriever the chain uses."""

@@ -1,0 +1,271 @@
+"""The retriever the chain uses: Milvus search in one of two modes, with the score kept on each document.
+
+- `dense`: the query's embedding against the `vector` field (inner product of normalised vectors, i.e.
+  cosine similarity: higher is more similar). Through langchain-milvus' `similarity_search_with_score`,
+  because `as_retriever()` drops scores.
+- `hybrid`: the same dense search and a BM25 search of the built-in `sparse` field (Milvus computes it from
+  `text`), fused by weighted reciprocal rank fusion: a chunk scores `sum(weight / (rrf_k + rank))` over the
+  lists. Default weights 2,1: dense, the stronger list alone, counts twice (on an independent question set
+  equal weights lost to dense alone; see README "Retrieval quality"). A third list, a dense search of
+  `heading_vector` (the chunk's heading path alone), is off by default (weight 0): it helped the dev
+  questions and hurt the independent ones.
+  That score is a rank, not a confidence (1/(rrf_k + 1) per list that ranks a chunk first): compare it
+  only with other scores of the same search, and never threshold "I don't know" on it.
+
+Hybrid goes through pymilvus `hybrid_search` on the store's own client, not through langchain-milvus'
+multi-vector store: langchain-milvus 0.4.0 grows its `vector_field` list on every search (which breaks its
+default ranker from the second search on), fetches only 4 candidates per field by default, and a store
+opened with two vector fields can no longer run a dense-only search. One dense store serves both modes.
+
+Weights in whole ratios (2,1 or 1,1,1) are fused by Milvus in one `hybrid_search` call, each list sent as
+many times as its weight to the `RRFRanker`, which is exactly weighted RRF. Other weights are fused here,
+over one search per list: Milvus' `RRFRanker` takes no weights, and its `WeightedRanker` fuses *scores*
+after squashing them with arctan: BM25 scores (unbounded, typically 5-20) all land within a few hundredths
+of 1 (and Milvus Lite reports them negated), so a score weight does not mean what it says and shifts from
+query to query.
+
+A collection without the BM25 field (created on a server older than Milvus 2.5, e.g. the embedded 2.3.5)
+gets dense search in hybrid mode, with one warning per collection and process; one built before heading
+vectors existed is fused without them until the next ingest rebuilds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from config.errors import ConfigError
+from config.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from langchain_milvus import Milvus
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["dense", "hybrid"]
+MODES: tuple[str, ...] = ("dense", "hybrid")
+HIDDEN_FIELDS = ("sparse", "vector", "heading_vector")
+#: Candidates each list contributes to the fusion (at least k).
+HYBRID_CANDIDATES = 20
+DENSE_PARAMS: dict[str, Any] = {"metric_type": "IP", "params": {}}
+BM25_PARAMS: dict[str, Any] = {"metric_type": "BM25", "params": {}}
+FILTER_EXAMPLE = 'source like "en/faq/%"'
+FILTER_FIX = (
+    "write a Milvus boolean expression on source, title, heading, content_hash, chunk_index or n_chunks, "
+    f"with double-quoted strings, e.g. {FILTER_EXAMPLE}"
+)
+
+_warned_no_bm25: set[tuple[str, str]] = set()
+
+class MilvusRetriever(BaseRetriever):
+    """Top-k chunks for a query, each with `metadata["score"]` (higher is better) and `metadata["mode"]`.
+
+    `metadata["mode"]` says which search produced the score: `dense` (cosine similarity) or `hybrid` (RRF
+    rank score). It reads `dense` when hybrid was asked for but the collection has no BM25 field.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: Any = Field(description="a langchain_milvus.Milvus over this project's collection")
+    k: int = Field(default=3, ge=1)
+    mode: Mode = "dense"
+    filter: str | None = Field(default=None, description="Milvus boolean expression on metadata")
+    rrf_k: int = Field(default=10, ge=1, description="RRF constant: larger flattens the rank discount")
+    weights: tuple[float, float, float] = Field(
+        default=(2.0, 1.0, 0.0), description="(dense, BM25, heading) weights in RRF"
+    )
+    candidates: int = Field(default=HYBRID_CANDIDATES, ge=1, description="hits per list fed to the fusion")
+
+    _has_bm25: bool | None = PrivateAttr(default=None)
+    _has_heading_vector: bool = PrivateAttr(default=False)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        mode = "hybrid" if self.mode == "hybrid" and self._bm25_available() else "dense"
+        expr = (self.filter or "").strip() or None
+        try:
+            pairs = self._hybrid(query, expr) if mode == "hybrid" else self._dense(query, expr)
+        except Exception as exc:
+            if expr is not None and _is_milvus_error(exc):
+                self._check_filter(expr)
+            raise
+        return [_with_score(doc, score, mode) for doc, score in pairs]
+
+    # ---- the two searches ----------------------------------------------------------------------------
+
+    def _dense(self, query: str, expr: str | None) -> list[tuple[Document, float]]:
+        kwargs: dict[str, Any] = {"k": self.k}
+        if expr is not None:
+            kwargs["expr"] = expr
+        return self.store.similarity_search_with_score(query, **kwargs)
+
+    def _hybrid(self, query: str, expr: str | None) -> list[tuple[Document, float]]:
+        """Weights in small whole ratios (the default 2,1,0; equal weights): one `hybrid_search` call, a list
+        of weight w sent w times to Milvus' RRF ranker, which is exactly weighted RRF (a Milvus Lite search
+        costs ~4 ms for a dense list and ~8 ms for BM25, so one call beats one per list). Other weights: one
+        search per list, fused here."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        from index.store import HEADING_VECTOR, METADATA_FIELDS, SPARSE, TEXT, VECTOR
+
+        client, name = self.store.client, self.store.collection_name
+        fetch = max(self.candidates, self.k)
+        fields = [TEXT, *METADATA_FIELDS]
+        vector = self.store.embeddings.embed_query(query)
+        lists = [(vector, VECTOR, DENSE_PARAMS), (query, SPARSE, BM25_PARAMS)]
+        weights = list(self.weights[:2])
+        if self._has_heading_vector and self.weights[2] > 0:
+            lists.append((vector, HEADING_VECTOR, DENSE_PARAMS))
+            weights.append(self.weights[2])
+        lists = [item for item, weight in zip(lists, weights, strict=True) if weight > 0]
+        weights = [w for w in weights if w > 0]
+        copies = whole_ratios(weights)
+        if copies is not None:
+            requests = [
+                AnnSearchRequest([data], field, params, fetch, expr=expr)
+                for (data, field, params), n in zip(lists, copies, strict=True)
+                for _ in range(n)
+            ]
+            hits = client.hybrid_search(name, requests, RRFRanker(self.rrf_k), limit=self.k, output_fields=fields)
+            unit = min(weights)
+            return [(_document(hit), unit * float(hit.distance)) for hit in hits[0]]
+        ranked = [
+            client.search(
+                name, data=[data], anns_field=field, search_params=params, limit=fetch, filter=expr or "",
+                output_fields=fields,
+            )[0]
+            for data, field, params in lists
+        ]
+        return weighted_rrf(ranked, tuple(weights), self.rrf_k)[: self.k]
+
+    # ---- capabilities and errors ---------------------------------------------------------------------
+
+    def _bm25_available(self) -> bool:
+        if self._has_bm25 is None:
+            from index.store import describe
+
+            name = self.store.collection_name
+            info = describe(self.store.client, name)
+            self._has_bm25 = bool(info and info.has_bm25)
+            self._has_heading_vector = bool(info and info.has_heading_vector)
+            key = (name, str(getattr(self.store, "_connection_args", {}).get("uri", "")))
+            if not self._has_bm25 and key not in _warned_no_bm25:
+                _warned_no_bm25.add(key)
+                log.warning(
+                    "collection '%s' has no BM25 field (it was built on a Milvus without BM25 functions, "
+                    "before 2.5): hybrid retrieval falls back to dense search. Rebuild the index on Milvus "
+                    ">= 2.5 or Milvus Lite (python scripts/ingest.py --rebuild), or set RAG_MODE=dense.",
+                    name,
+                )
+        return self._has_bm25
+
+    def _check_filter(self, expr: str) -> None:
+        """After a failed search: is the filter the problem? A query with it alone tells, on any server."""
+        from index.store import PK
+
+        try:
+            self.store.client.query(self.store.collection_name, filter=expr, limit=1, output_fields=[PK])
+        except Exception as exc:
+            if not _is_milvus_error(exc):
+                raise
+            raise ConfigError(
+                f"the filter {expr!r} is not a valid Milvus expression ({_first_line(exc)})", FILTER_FIX
+            ) from None
+
+
+MAX_REQUESTS = 6
+
+
+def whole_ratios(weights: list[float]) -> list[int] | None:
+    """How many copies of each list make these weights in one RRF call, e.g. (2, 1) -> [2, 1]; None when the
+    ratios are not whole numbers or need more than MAX_REQUESTS searches (or there is one list only)."""
+    if len(weights) < 2:
+        return None
+    unit = min(weights)
+    copies = [round(w / unit) for w in weights]
+    if any(abs(w / unit - n) > 1e-9 for w, n in zip(weights, copies, strict=True)) or sum(copies) > MAX_REQUESTS:
+        return None
+    return copies
+
+
+def weighted_rrf(
+    ranked: list[list[Any]], weights: tuple[float, ...], rrf_k: int
+) -> list[tuple[Document, float]]:
+    """Reciprocal rank fusion of search hit lists: `sum(weight / (rrf_k + rank))`, rank from 1, best first."""
+    scores: dict[Any, float] = {}
+    docs: dict[Any, Document] = {}
+    for weight, hits in zip(weights, ranked, strict=True):
+        for rank, hit in enumerate(hits, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + weight / (rrf_k + rank)
+            docs.setdefault(hit.id, _document(hit))
+    order = sorted(scores, key=lambda pk: -scores[pk])
+    return [(docs[pk], scores[pk]) for pk in order]
+
+
+def _document(hit: Any) -> Document:
+    """A pymilvus hit as langchain-milvus would return it: `text` as content, the other fields as metadata."""
+    from index.store import PK, TEXT
+
+    entity = dict(hit["entity"])
+    text = entity.pop(TEXT, "")
+    entity[PK] = hit.id
+    return Document(page_content=text, metadata=entity)
+
+
+def _with_score(doc: Document, score: float, mode: str) -> Document:
+    metadata = {k: v for k, v in doc.metadata.items() if k not in HIDDEN_FIELDS}
+    metadata["score"] = float(score)
+    metadata["mode"] = mode
+    return Document(page_content=doc.page_content, metadata=metadata, id=metadata.get("pk"))
+
+
+def _is_milvus_error(exc: BaseException) -> bool:
+    from pymilvus.exceptions import MilvusException
+
+    return isinstance(exc, MilvusException)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", "") or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:200]
+
+
+def open_store(settings: Settings) -> Milvus:
+    """The embedding model and the vector store for the configured collection."""
+    from embeddings import build_embeddings
+    from index.store import open_vectorstore
+
+    embeddings = build_embeddings(settings)
+    return open_vectorstore(settings, embeddings, embedding_model=embeddings.model_id, dim=embeddings.dim or 0)
+
+
+def build_retriever(
+    settings: Settings | None = None,
+    *,
+    k: int | None = None,
+    mode: Mode | None = None,
+    filter: str | None = None,
+    store: Milvus | None = None,
+) -> MilvusRetriever:
+    """The default retriever: the configured collection; `k`, mode and hybrid fusion from settings unless given.
+
+    `filter` is a Milvus boolean expression on the chunk metadata, e.g. `source like "en/faq/%"`; a
+    malformed one raises `ConfigError` at the first search.
+    """
+    settings = settings or get_settings()
+    mode = mode or settings.mode
+    if mode not in MODES:
+        raise ConfigError(f"unknown retrieval mode {mode!r}", "use one of: " + ", ".join(MODES))
+    weights = settings.hybrid_weight_triple  # a bad setting fails before the model and the index load
+    return MilvusRetriever(
+        store=store if store is not None else open_store(settings),
+        k=k or settings.k,
+        mode=mode,
+        filter=filter,
+        rrf_k=settings.rrf_k,
+        weights=weights,
+    )
