@@ -1,0 +1,158 @@
+"""The one open index (and chain) that every request shares.
+
+Milvus Lite lets a single process hold a data folder, so the server opens it once and serves every request
+from that one store; blocking work (the embedding model, Milvus calls, LCEL's sync steps) runs in one
+bounded thread pool, which the app installs as the event loop's default executor, where LangChain's async
+path sends its sync steps too.
+
+A server started before the index exists (or while an ingest holds the folder) does not give up: it lets go
+of the folder, reports why on /health, and tries again on later requests, at most every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from config.errors import ConfigError, RagError, StoreError
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
+    from config.settings import Settings
+    from retrieval.retriever import MilvusRetriever
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 3.0
+NO_KEY_NOTICE = (
+    "DEEPSEEK_API_KEY is not set on the server, so here are the best passages instead of an answer — "
+    "set it in the server's environment or .env to get answers"
+)
+
+
+class RagService:
+    """Owns the store, the retriever, the chain and the pool; `open()` and `close()` bracket its life."""
+
+    def __init__(self, settings: Settings, *, threads: int = 4) -> None:
+        self.settings = settings
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rag")
+        self.retriever: MilvusRetriever | None = None
+        self.chain: Runnable | None = None
+        self.problem: RagError | None = None
+        self._embeddings: Any = None
+        self._lock = threading.Lock()
+        self._last_attempt = 0.0
+        self._closed = False
+
+    # --- lifecycle (blocking; call from a thread when a loop is running) ---
+    def open(self) -> bool:
+        """Open the index if it is not open yet; False (with `problem` set) when it cannot be opened now."""
+        with self._lock:
+            if self.retriever is not None:
+                return True
+            if self._closed:
+                return False
+            self._last_attempt = time.monotonic()
+            try:
+                self._open()
+            except RagError as exc:
+                self.problem = exc
+                self._let_go()
+                log.warning("the index is not available yet: %s", exc.one_line())
+                return False
+            self.problem = None
+            return True
+
+    def _open(self) -> None:
+        from chains import build_retriever
+        from embeddings import build_embeddings
+        from index.store import open_vectorstore
+
+        if self._embeddings is None:
+            self._embeddings = build_embeddings(self.settings)
+        emb = self._embeddings
+        store = open_vectorstore(self.settings, emb, embedding_model=emb.model_id, dim=emb.dim or 0)
+        self.retriever = build_retriever(self.settings, store=store)
+        if self.has_key:
+            from chains import build_rag_chain
+
+            self.chain = build_rag_chain(retriever=self.retriever, settings=self.settings)
+
+    def _let_go(self) -> None:
+        """After a failed open the Milvus Lite folder must not stay locked: an ingest may need it."""
+        from index.store import release
+
+        store = getattr(self.retriever, "store", None)
+        self.retriever, self.chain = None, None
+        release(self.settings, *([store.client] if store is not None else []))
+
+    def close(self) -> None:
+        """Release the index cleanly (Milvus Lite flushes and unlocks the folder) and stop the pool."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self.retriever is not None:
+                self._let_go()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- what requests use ---
+    @property
+    def has_key(self) -> bool:
+        key = self.settings.deepseek_api_key
+        return key is not None and bool(key.get_secret_value().strip())
+
+    async def ready_retriever(self) -> MilvusRetriever:
+        """The retriever, opening the index first if an earlier attempt failed long enough ago."""
+        if self.retriever is None:
+            if time.monotonic() - self._last_attempt >= RETRY_SECONDS:
+                await asyncio.get_running_loop().run_in_executor(self.pool, self.open)
+            if self.retriever is None:
+                raise self.problem or StoreError("the index is not open", "restart the server")
+        return self.retriever
+
+    async def ready_chain(self) -> Runnable:
+        await self.ready_retriever()
+        if self.chain is None:
+            from chains.llm import KEY_FIX
+            from server.errors import ApiError
+
+            message = ConfigError("DEEPSEEK_API_KEY is not set on the server", KEY_FIX).one_line()
+            raise ApiError(503, message, "service_unavailable", "no_api_key")
+        return self.chain
+
+    async def retrieve(self, question: str, *, k: int, filter: str | None) -> list[dict[str, Any]]:
+        """The top passages, numbered like the chain numbers them; no model call."""
+        from chains import to_sources
+
+        retriever = await self.ready_retriever()
+        if k != retriever.k or filter is not None:
+            retriever = retriever.model_copy(update={"k": k, "filter": filter})  # the store is shared
+        config = {"run_name": "retrieve"}
+        docs = await asyncio.get_running_loop().run_in_executor(self.pool, retriever.invoke, question, config)
+        return [dict(s) for s in to_sources(docs)]
+
+    async def health(self) -> dict[str, Any]:
+        retriever = await self.ready_retriever()
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self._describe, retriever)
+
+    def _describe(self, retriever: MilvusRetriever) -> dict[str, Any]:
+        from index.store import describe
+
+        store = retriever.store
+        info = describe(store.client, self.settings.collection)
+        stats = store.client.get_collection_stats(self.settings.collection)
+        return {
+            "status": "ok",
+            "collection": self.settings.collection,
+            "chunks": int(stats.get("row_count", 0)),
+            "embedding_model": info.embedding_model if info else None,
+            "retrieval_mode": retriever.mode,
+            "llm_model": self.settings.deepseek_model,
+            "answers": self.has_key,
+        }
