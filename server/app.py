@@ -216,6 +216,7 @@ def create_app(service: RagService, server_settings: ServerSettings, *, url: str
                 remove_record(settings)
             service.close()  # after uvicorn let in-flight requests finish
             log.info("index closed")
+            flush_traces()
 
     app = FastAPI(
         title="Milvus docs RAG",
@@ -326,6 +327,17 @@ def create_app(service: RagService, server_settings: ServerSettings, *, url: str
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def flush_traces() -> None:
+    """LangSmith uploads run in the background; uvicorn ends the process by re-raising SIGTERM right after
+    this shutdown, so wait for them here."""
+    import sys
+
+    if "langchain_core.tracers.langchain" in sys.modules:
+        from langchain_core.tracers.langchain import wait_for_all_tracers
+
+        wait_for_all_tracers()
 
 
 def validation_error(exc: RequestValidationError) -> ApiError:

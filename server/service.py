@@ -107,10 +107,11 @@ class RagService:
         key = self.settings.deepseek_api_key
         return key is not None and bool(key.get_secret_value().strip())
 
-    async def ready_retriever(self) -> MilvusRetriever:
-        """The retriever, opening the index first if an earlier attempt failed long enough ago."""
+    async def ready_retriever(self, *, retry_now: bool = False) -> MilvusRetriever:
+        """The retriever, opening the index first if an earlier attempt failed long enough ago (or `retry_now`:
+        a health probe always looks afresh)."""
         if self.retriever is None:
-            if time.monotonic() - self._last_attempt >= RETRY_SECONDS:
+            if retry_now or time.monotonic() - self._last_attempt >= RETRY_SECONDS:
                 await asyncio.get_running_loop().run_in_executor(self.pool, self.open)
             if self.retriever is None:
                 raise self.problem or StoreError("the index is not open", "restart the server")
@@ -138,7 +139,7 @@ class RagService:
         return [dict(s) for s in to_sources(docs)]
 
     async def health(self) -> dict[str, Any]:
-        retriever = await self.ready_retriever()
+        retriever = await self.ready_retriever(retry_now=True)
         return await asyncio.get_running_loop().run_in_executor(self.pool, self._describe, retriever)
 
     def _describe(self, retriever: MilvusRetriever) -> dict[str, Any]:
