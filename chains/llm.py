@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import openai
-from langchain_core.runnables import ConfigurableField, Runnable
+from langchain_core.runnables import ConfigurableField, Runnable, RunnableBinding, RunnableConfig
 from langchain_openai import ChatOpenAI, StreamChunkTimeoutError
 from pydantic import BaseModel, SecretStr
 
@@ -115,29 +115,103 @@ def configurable_llm(llm: Runnable) -> Runnable:
 
 # --- errors a user can act on ---
 _SECRETS = re.compile(r"sk-[A-Za-z0-9_-]+|\*{2,}\S*|Bearer\s+\S+", re.IGNORECASE)
+#: What the chat endpoint raises through the openai SDK (and langchain-openai's stream watchdog).
+MODEL_ERRORS: tuple[type[BaseException], ...] = (openai.APIError, StreamChunkTimeoutError)
 
 
-def to_llm_error(exc: BaseException) -> LLMError | None:
+class ProjectErrors(RunnableBinding):
+    """The bound runnable, unchanged in streaming, batching, configuration and traces (a binding adds no run),
+    whose model failures surface as `LLMError` — the CLI's one line, problem and fix — with the openai error
+    chained: a host app catches one exception family, and its message never quotes DeepSeek's reply (a 401
+    echoes the key's last characters)."""
+
+    def _mapped(self, exc: BaseException) -> BaseException:
+        return to_llm_error(exc) or exc
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None) -> Any:
+        try:
+            return super().invoke(input, config, **kwargs)
+        except MODEL_ERRORS as exc:
+            raise self._mapped(exc) from exc
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None) -> Any:
+        try:
+            return await super().ainvoke(input, config, **kwargs)
+        except MODEL_ERRORS as exc:
+            raise self._mapped(exc) from exc
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None) -> Iterator[Any]:
+        try:
+            yield from super().stream(input, config, **kwargs)
+        except MODEL_ERRORS as exc:
+            raise self._mapped(exc) from exc
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> AsyncIterator[Any]:
+        try:
+            async for chunk in super().astream(input, config, **kwargs):
+                yield chunk
+        except MODEL_ERRORS as exc:
+            raise self._mapped(exc) from exc
+
+    def transform(self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from super().transform(input, config, **kwargs)
+        except MODEL_ERRORS as exc:
+            raise self._mapped(exc) from exc
+
+    async def atransform(
+        self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        try:
+            async for chunk in super().atransform(input, config, **kwargs):
+                yield chunk
+        except MODEL_ERRORS as exc:
+            raise self._mapped(exc) from exc
+
+    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        try:
+            return super().batch(inputs, config, **kwargs)
+        except MODEL_ERRORS as exc:
+            raise self._mapped(exc) from exc
+
+    async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        try:
+            return await super().abatch(inputs, config, **kwargs)
+        except MODEL_ERRORS as exc:
+            raise self._mapped(exc) from exc
+
+
+def with_project_errors(runnable: Runnable) -> ProjectErrors:
+    """`runnable` raising the project's `LLMError` for model failures (see `ProjectErrors`)."""
+    return ProjectErrors(bound=runnable)
+
+
+def to_llm_error(exc: BaseException, *, base_url: str | None = None) -> LLMError | None:
     """The `LLMError` (one line + fix) for a failure of the chat endpoint, or None if `exc` is something else.
 
     Looks through `__cause__`/`__context__`, so wrapped errors map too. Messages name the endpoint host and
     DeepSeek's status, never the key nor DeepSeek's error text (a 401 body echoes the key's last characters);
-    only 400/422 quote DeepSeek's hint, with anything key-like removed.
+    only 400/422 quote DeepSeek's hint, with anything key-like removed. Fixes name `base_url` (the configured
+    DEEPSEEK_BASE_URL) when given.
     """
     for error in _causes(exc):
+        if isinstance(error, LLMError):
+            return error
         if isinstance(error, openai.APIStatusError):
-            return _status_error(error)
+            return _status_error(error, _url_fix(error, base_url))
         if isinstance(error, openai.APITimeoutError | StreamChunkTimeoutError):
             return LLMError(
                 f"the DeepSeek API{_at(error)} did not answer in time",
                 "try again, or raise DEEPSEEK_TIMEOUT (seconds) if answers are long",
             )
         if isinstance(error, openai.APIConnectionError):
-            return _connection_error(error)
+            return _connection_error(error, _url_fix(error, base_url))
         if isinstance(error, openai.APIResponseValidationError):
             return LLMError(
                 f"the endpoint{_at(error)} did not answer like an OpenAI-style chat completions API",
-                "check that DEEPSEEK_BASE_URL points at DeepSeek (https://api.deepseek.com)",
+                _url_fix(error, base_url),
             )
         if isinstance(error, openai.APIError):
             # An error event inside a stream that had already started.
@@ -145,9 +219,36 @@ def to_llm_error(exc: BaseException) -> LLMError | None:
     return None
 
 
-def _status_error(error: openai.APIStatusError) -> LLMError:
+DEFAULT_BASE_URL = "https://api.deepseek.com"
+
+
+def _url_fix(error: BaseException, base_url: str | None) -> str:
+    """Points at the URL actually configured: a message naming the default would send a user the wrong way."""
+    configured = base_url or _host(error)
+    if not configured.startswith("http"):
+        return f"check DEEPSEEK_BASE_URL (DeepSeek's is {DEFAULT_BASE_URL})"
+    if configured.rstrip("/") == DEFAULT_BASE_URL:
+        return f"check DEEPSEEK_BASE_URL ({configured}) and your network"
+    return f"check DEEPSEEK_BASE_URL (set to {configured}; DeepSeek's is {DEFAULT_BASE_URL})"
+
+
+def _speaks_the_api(error: openai.APIStatusError) -> bool:
+    """DeepSeek (and every OpenAI-compatible server) answers errors with JSON; an HTML page or an empty body
+    at another status than a gateway's means the URL points at something else."""
+    if error.status_code in (429, 502, 503, 504):
+        return True
+    content_type = error.response.headers.get("content-type", "") if error.response is not None else ""
+    return "json" in content_type.lower() and isinstance(error.body, dict)
+
+
+def _status_error(error: openai.APIStatusError, url_fix: str) -> LLMError:
     status = error.status_code
     where = _at(error)
+    if not _speaks_the_api(error):
+        return LLMError(
+            f"the endpoint{where} does not speak the DeepSeek API (HTTP {status}, not an OpenAI-style JSON error)",
+            url_fix,
+        )
     if status == 401:
         return LLMError(f"the DeepSeek API{where} rejected the API key (401 Authentication Fails)", KEY_FIX)
     if status == 402:
@@ -163,10 +264,7 @@ def _status_error(error: openai.APIStatusError) -> LLMError:
             "check DEEPSEEK_MODEL (deepseek-chat or deepseek-reasoner) and DEEPSEEK_TEMPERATURE (0 to 2)",
         )
     if status == 404:
-        return LLMError(
-            f"no chat completions endpoint{where} (404)",
-            "check DEEPSEEK_BASE_URL (https://api.deepseek.com)",
-        )
+        return LLMError(f"no chat completions endpoint{where} (404)", url_fix)
     if status == 429:
         return LLMError(
             f"the DeepSeek API{where} is still rate limiting after retries (429 Rate Limit Reached)",
@@ -183,22 +281,15 @@ def _status_error(error: openai.APIStatusError) -> LLMError:
     )
 
 
-def _connection_error(error: openai.APIConnectionError) -> LLMError:
+def _connection_error(error: openai.APIConnectionError, url_fix: str) -> LLMError:
     host = _host(error)
     causes = list(_causes(error))
     if any(isinstance(c, socket.gaierror) for c in causes):
-        return LLMError(
-            f"cannot resolve the host of DEEPSEEK_BASE_URL ({host})",
-            "check DEEPSEEK_BASE_URL for typos, and your network or DNS",
-        )
+        return LLMError(f"cannot resolve the host of DEEPSEEK_BASE_URL ({host})", f"{url_fix}, and your DNS")
     if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return LLMError(
-            f"connection refused by {host}",
-            "check DEEPSEEK_BASE_URL (https://api.deepseek.com) and that the server is running",
-        )
+        return LLMError(f"connection refused by {host}", f"{url_fix}, and that the server is running")
     return LLMError(
-        f"cannot connect to {host} ({type(causes[-1]).__name__})",
-        "check your network, proxy settings and DEEPSEEK_BASE_URL",
+        f"cannot connect to {host} ({type(causes[-1]).__name__})", f"{url_fix}; check proxy settings"
     )
 
 

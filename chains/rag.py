@@ -1,17 +1,23 @@
-"""The RAG chain: (condense a follow-up) → retrieve → numbered context → prompt → model → answer + sources.
+"""The RAG chain: (rewrite the question into an English search query) → retrieve → numbered context →
+prompt → model → answer + sources.
 
 Everything is LCEL, so the chain streams, batches and runs async like any runnable, drops into other
-pipelines, and shows its steps by name in traces: `rag`, `standalone_question` / `condense_question`,
-`retrieve`, `format_context`, `generate`, `sources`.
+pipelines, and shows its steps by name in traces: `rag`, `search_query` / `rewrite_query`, `retrieve`,
+`sources`, `format_context`, `generate`.
+
+The rewrite costs one model call, made only when it pays: a question in another language (MiniLM and BM25
+only understand English, and the docs are English) or a follow-up (which needs the conversation to stand
+alone) is turned into one standalone English query, in a single call for a non-English follow-up. An English
+first question goes to the retriever as it is.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.output_parsers import StrOutputParser
@@ -24,92 +30,36 @@ from langchain_core.runnables import (
     RunnableLambda,
     RunnableParallel,
     RunnablePassthrough,
-    RunnableSerializable,
 )
-from langchain_core.runnables.config import patch_config, run_in_executor
-from pydantic import BaseModel, ConfigDict, Field
+from langchain_core.runnables.config import run_in_executor
+from pydantic import BaseModel
 
-from chains.llm import build_llm, configurable_llm
-from chains.prompts import CONDENSE_PROMPT, RAG_PROMPT, fence, format_context, format_conversation
+from chains.language import ENGLISH, detect_language, language_name
+from chains.llm import build_llm, configurable_llm, with_project_errors
+from chains.prompts import (
+    NO_CONVERSATION,
+    RAG_PROMPT,
+    REWRITE_PROMPT,
+    fence,
+    format_context,
+    format_conversation,
+    within_budget,
+)
 from chains.schemas import RagInput, RagOutput, to_sources
 from chains.tracing import chain_trace_config
 from config.errors import ConfigError
-from config.settings import Settings, get_settings
+from config.settings import Settings, check_k, get_settings
 
+log = logging.getLogger(__name__)
 
-class RetrieveStep(RunnableSerializable[str, list[Document]]):
-    """Runs any retriever with a `k` and a metadata `filter` that callers can change per call
-    (`configurable={"k": 5, "filter": 'source like "en/faq/%"'}`).
-
-    How `k` reaches the retriever, by kind: a retriever with its own `k` field (the project's
-    MilvusRetriever, BM25Retriever, ...) is called as a copy with that `k`; any other `BaseRetriever` gets
-    the `k=` keyword (a vector store's retriever passes it to the search); any runnable can read
-    `config["configurable"]["k"]`. The result is cut to `k` in case the retriever returned more.
-    A `filter` (a Milvus boolean expression; None keeps the retriever's own) reaches a retriever with a
-    `filter` field the same way; any runnable can read `config["configurable"]["filter"]`.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    retriever: Runnable[str, list[Document]]
-    k: int = Field(default=3, ge=1)
-    filter: str | None = None
-    name: str | None = "retrieve"
-
-    def _target(self) -> tuple[Runnable[str, list[Document]], dict[str, Any]]:
-        """The retriever to call for this `k` and filter, and the keywords to call it with."""
-        retriever = self.retriever
-        if isinstance(retriever, BaseModel):
-            fields = type(retriever).model_fields
-            update: dict[str, Any] = {}
-            if "k" in fields and retriever.k != self.k:  # type: ignore[attr-defined]
-                update["k"] = self.k
-            if self.filter is not None and "filter" in fields:
-                update["filter"] = self.filter
-            if update:
-                retriever = retriever.model_copy(update=update)  # shallow: the store is shared
-            if "k" in fields:
-                return retriever, {}
-        return retriever, ({"k": self.k} if isinstance(retriever, BaseRetriever) else {})
-
-    def _child_config(self, config: RunnableConfig, run_manager: Any) -> RunnableConfig:
-        configurable: dict[str, Any] = {"k": self.k}
-        if self.filter is not None:
-            configurable["filter"] = self.filter
-        return patch_config(config, callbacks=run_manager.get_child(), configurable=configurable)
-
-    def _retrieve(
-        self, query: str, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> list[Document]:
-        retriever, kwargs = self._target()
-        docs = retriever.invoke(query, self._child_config(config, run_manager), **kwargs)
-        return list(docs)[: self.k]
-
-    async def _aretrieve(
-        self, query: str, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
-    ) -> list[Document]:
-        retriever, kwargs = self._target()
-        child = self._child_config(config, run_manager)
-        if kwargs and not _has_native_async(retriever):
-            # BaseRetriever's default async path drops keyword arguments (TypeError on `k`): run the sync
-            # path in a thread ourselves, as that default would.
-            docs = await run_in_executor(child, retriever.invoke, query, child, **kwargs)
-        else:
-            docs = await retriever.ainvoke(query, child, **kwargs)
-        return list(docs)[: self.k]
-
-    def invoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> list[Document]:
-        return self._call_with_config(self._retrieve, input, config, **kwargs)
-
-    async def ainvoke(
-        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> list[Document]:
-        return await self._acall_with_config(self._aretrieve, input, config, **kwargs)
-
-
-def _has_native_async(retriever: Runnable) -> bool:
-    method = type(retriever)._aget_relevant_documents  # type: ignore[attr-defined]
-    return not method.__qualname__.startswith("BaseRetriever.")
+RewriteMode = Literal["auto", "always", "off"]
+REWRITE_MODES: tuple[str, ...] = ("auto", "always", "off")
+#: A reply longer than this is not a search query (a model that answered instead of rewriting).
+MAX_QUERY_CHARS = 1000
+K_FIELD = ConfigurableField(id="k", name="k", description="How many passages to retrieve (1 to 50)")
+FILTER_FIELD = ConfigurableField(
+    id="filter", name="filter", description='Milvus boolean expression on metadata, e.g. source like "en/faq/%"'
+)
 
 
 class AnswerParser(StrOutputParser):
@@ -141,57 +91,119 @@ def build_rag_chain(
     k: int | None = None,
     settings: Settings | None = None,
     prompt: BasePromptTemplate | None = None,
+    rewrite_prompt: BasePromptTemplate | None = None,
+    query_rewrite: RewriteMode | None = None,
     condense_prompt: BasePromptTemplate | None = None,
 ) -> Runnable[RagInput, RagOutput]:
     """The question-answering chain over the Milvus docs.
 
     Input `{"question": str, "chat_history": [...]}` (history optional); output `{"answer": str,
-    "sources": [{"n", "source", "heading", "score", "text"}]}`. Per call, `configurable` takes `k`, `filter`
-    (a Milvus boolean expression on metadata), `model` and `temperature`.
+    "sources": [{"n", "source", "heading", "score", "text"}], "search_query": str}`. Per call,
+    `configurable` takes `k` (1..50), `filter` (a Milvus boolean expression on metadata), `model` and
+    `temperature`.
 
-    Defaults: the retriever from `retrieval.retriever.build_retriever`, the LLM from `chains.llm.build_llm`, `k`
-    from settings (RAG_K). `retriever` may be any runnable str → list[Document]; a passage's score is read
-    from `doc.metadata["score"]`. `prompt` needs the variables `context` and `question`; `condense_prompt`
-    needs `conversation` and `question`.
+    Defaults: the retriever from `retrieval.retriever.build_retriever`, the LLM from `chains.llm.build_llm`,
+    `k` from settings (RAG_K), `query_rewrite` from RAG_QUERY_REWRITE: `auto` rewrites non-English questions
+    and follow-ups into a standalone English search query, `always` every question, `off` none.
+    `retriever` may be any runnable str → list[Document]; a passage's score is read from
+    `doc.metadata["score"]`. `prompt` needs the variables `context` and `question` (it may use
+    `search_query` and `answer_language`); `rewrite_prompt` needs `conversation` and `question` and must make
+    the model reply with the query alone (`condense_prompt` is its former name). Model failures raise
+    `config.errors.LLMError` (one line: problem and fix), the openai error chained.
     """
     settings = settings or get_settings()
-    k = settings.k if k is None else k
+    k = check_k(settings.k if k is None else k)
+    mode = query_rewrite or settings.query_rewrite
+    if mode not in REWRITE_MODES:
+        raise ConfigError(f"unknown query rewrite mode {mode!r}", "use one of: " + ", ".join(REWRITE_MODES))
+    if condense_prompt is not None and rewrite_prompt is not None:
+        raise ConfigError("both rewrite_prompt and condense_prompt are given", "pass rewrite_prompt only")
     prompt = prompt or RAG_PROMPT
-    condense_prompt = condense_prompt or CONDENSE_PROMPT
+    rewrite_prompt = rewrite_prompt or condense_prompt or REWRITE_PROMPT
     _require_variables(prompt, {"context", "question"}, "prompt")
-    _require_variables(condense_prompt, {"conversation", "question"}, "condense_prompt")
+    _require_variables(rewrite_prompt, {"conversation", "question"}, "rewrite_prompt")
     model = configurable_llm(llm if llm is not None else build_llm(settings))
     if retriever is None:
         retriever = _default_retriever(settings, k)
 
-    condense = (condense_prompt | model | StrOutputParser()).with_config(
-        run_name="condense_question", tags=["condense_question"]
+    rewrite = (
+        RunnablePassthrough.assign(reply=rewrite_prompt | model | StrOutputParser()) | RunnableLambda(pick_query)
     )
-    generate = (prompt | model | AnswerParser()).with_config(run_name="generate", tags=["generate"])
-    retrieve = RetrieveStep(retriever=retriever, k=k).configurable_fields(
-        k=ConfigurableField(id="k", name="k", description="How many passages to retrieve"),
-        filter=ConfigurableField(
-            id="filter", name="filter", description='Milvus boolean expression on metadata, e.g. source like "en/faq/%"'
-        ),
-    )
+    rewrite = with_project_errors(rewrite).with_config(run_name="rewrite_query", tags=["rewrite_query"])
+    generate = with_project_errors(prompt | model | AnswerParser())
+    generate = generate.with_config(run_name="generate", tags=["generate"])
 
-    def standalone_question(inputs: dict[str, Any]) -> Runnable | str:
-        """A follow-up is rewritten (one LLM call) so that retrieval sees a self-contained question."""
-        return condense if inputs["chat_history"] else inputs["question"]
+    def search_query(inputs: dict[str, Any]) -> Runnable | str:
+        """The query retrieval sees: the question itself, or (one model call) its standalone English form."""
+        wanted = mode == "always" or (
+            mode == "auto" and (bool(inputs["chat_history"]) or inputs["language"] != ENGLISH)
+        )
+        return rewrite if wanted else inputs["question"]
 
     chain = (
         RunnableLambda(prepare_input, name="prepare_input")
-        | RunnablePassthrough.assign(question=RunnableLambda(standalone_question, name="standalone_question"))
+        | RunnablePassthrough.assign(search_query=RunnableLambda(search_query, name="search_query"))
         | RunnablePassthrough.assign(
-            sources=itemgetter("question") | retrieve | RunnableLambda(to_sources, name="sources")
+            sources=itemgetter("search_query")
+            | retrieve_step(retriever, k)
+            | RunnableLambda(lambda docs: within_budget(to_sources(docs)), name="sources")
         )
         | RunnablePassthrough.assign(
             context=itemgetter("sources") | RunnableLambda(format_context, name="format_context")
         )
-        | RunnableParallel(answer=generate, sources=itemgetter("sources"))
+        | RunnableParallel(answer=generate, sources=itemgetter("sources"), search_query=itemgetter("search_query"))
     )
     trace = chain_trace_config(settings, k=k, retriever=retriever, llm=model)
+    trace["metadata"]["query_rewrite"] = mode
     return chain.with_config(run_name="rag", **trace).with_types(input_type=RagInput, output_type=RagOutput)
+
+
+def retrieve_step(retriever: Runnable[str, list[Document]], k: int) -> Runnable[str, list[Document]]:
+    """`retriever` with a `k` and `filter` callers can set per call (`configurable={"k": 5, "filter": ...}`).
+
+    A retriever with its own `k` / `filter` fields (the project's MilvusRetriever, BM25Retriever, ...) gets
+    them as LangChain configurable fields; a vector store's retriever takes `k=` as a search keyword; any other
+    runnable reads `config["configurable"]["k"]`, which is always set. The result is cut to `k` in case the
+    retriever returned more.
+    """
+    fields = type(retriever).model_fields if isinstance(retriever, BaseModel) else {}
+    specs = {name: spec for name, spec in (("k", K_FIELD), ("filter", FILTER_FIELD)) if name in fields}
+    if "k" in fields:
+        retriever = retriever.model_copy(update={"k": k})  # shallow: the store is shared
+    target = retriever.configurable_fields(**specs) if specs else retriever
+    keyword = isinstance(retriever, BaseRetriever) and "k" not in fields
+
+    def with_k(config: RunnableConfig) -> tuple[int, RunnableConfig]:
+        configurable = dict(config.get("configurable") or {})
+        n = check_k(configurable.get("k", k))
+        return n, {**config, "configurable": {**configurable, "k": n}}
+
+    def retrieve(query: str, config: RunnableConfig) -> list[Document]:
+        n, config = with_k(config)
+        return list(target.invoke(query, config, **({"k": n} if keyword else {})))[:n]
+
+    async def aretrieve(query: str, config: RunnableConfig) -> list[Document]:
+        n, config = with_k(config)
+        if keyword:  # BaseRetriever's default async path drops keyword arguments: run the sync one in a thread
+            return await run_in_executor(config, retrieve, query, config)
+        return list(await target.ainvoke(query, config))[:n]
+
+    return RunnableLambda(retrieve, afunc=aretrieve, name="retrieve")
+
+
+def pick_query(inputs: Mapping[str, Any]) -> str:
+    """The model's rewrite, tidied; an empty or unusable reply falls back to the question, with a warning."""
+    reply = " ".join(str(inputs.get("reply") or "").split()).strip().strip("\"'`“”«»「」").strip()
+    for prefix in ("search query:", "query:"):
+        if reply.lower().startswith(prefix):
+            reply = reply[len(prefix) :].strip()
+    if reply and len(reply) <= MAX_QUERY_CHARS:
+        return reply
+    log.warning(
+        "the query rewrite returned %s; searching with the question as asked",
+        "nothing" if not reply else f"{len(reply)} characters, not a search query",
+    )
+    return str(inputs["question"])
 
 
 def prepare_input(inputs: Mapping[str, Any] | str) -> dict[str, Any]:
@@ -206,10 +218,15 @@ def prepare_input(inputs: Mapping[str, Any] | str) -> dict[str, Any]:
     if not isinstance(question, str) or not question.strip():
         raise ValueError("the RAG chain needs a non-empty 'question' string")
     history = convert_to_messages(inputs.get("chat_history") or [])
+    language = detect_language(question)
     return {
         "question": fence(question.strip()),
         "chat_history": history,
-        "conversation": format_conversation(history) if history else "",
+        "conversation": format_conversation(history) if history else NO_CONVERSATION,
+        "language": language,
+        "answer_language": "the language the question is written in"
+        if language == ENGLISH
+        else language_name(language),
     }
 
 

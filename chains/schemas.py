@@ -37,10 +37,12 @@ class Source(TypedDict):
 
 
 class RagOutput(TypedDict):
-    """The answer (citing passages as [n]) and the passages it was given."""
+    """The answer (citing passages as [n]), the passages it was given, and the query that found them (the
+    question itself, or its standalone English rewrite)."""
 
     answer: str
     sources: list[Source]
+    search_query: str
 
 
 def to_sources(docs: Sequence[Document]) -> list[Source]:

@@ -51,9 +51,11 @@ class Settings(BaseSettings):
     # --- Embedding ---
     embedding: str = Field(default="minilm", validation_alias="RAG_EMBEDDING")
     embedding_batch_size: int = Field(default=32, validation_alias="RAG_EMBEDDING_BATCH_SIZE")
+    # A Hub model's branch, tag or commit (default: the pinned one for known models, else "main").
+    embedding_revision: str | None = Field(default=None, validation_alias="RAG_EMBEDDING_REVISION")
 
     # --- Retrieval ---
-    k: int = Field(default=3, validation_alias="RAG_K")
+    k: int = Field(default=3, ge=1, le=50, validation_alias="RAG_K")
     # hybrid beats dense on scripts/evaluate.py (see README); a server without BM25 falls back to dense.
     mode: Literal["dense", "hybrid"] = Field(default="hybrid", validation_alias="RAG_MODE")
     # Hybrid fusion: reciprocal rank fusion, sum of weight / (rrf_k + rank) over the dense and BM25 lists.
@@ -61,6 +63,14 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=10, ge=1, validation_alias="RAG_RRF_K")
     # (dense, bm25, heading vector). Whole ratios (2,1,0; 1,1,1) fuse in one Milvus call; others take a call per list.
     hybrid_weights: str = Field(default="2,1,0", validation_alias="RAG_HYBRID_WEIGHTS")
+    # Optional cross-encoder over the fused candidates: `[Function:]model`, e.g. cross-encoder/ms-marco-MiniLM-L-6-v2.
+    reranker: str | None = Field(default=None, validation_alias="RAG_RERANKER")
+    rerank_candidates: int = Field(default=20, ge=1, validation_alias="RAG_RERANK_CANDIDATES")
+
+    # --- Questions in other languages ---
+    # auto: a non-English question or a follow-up is rewritten into a standalone English search query (one
+    # model call); always: every question is; off: none is.
+    query_rewrite: Literal["auto", "always", "off"] = Field(default="auto", validation_alias="RAG_QUERY_REWRITE")
 
     # --- Folders ---
     data_dir_override: Path | None = Field(default=None, validation_alias="RAG_DATA_DIR")
@@ -114,6 +124,38 @@ def parse_weights(text: str) -> tuple[float, float, float]:
     return dense, keyword, heading
 
 
+MAX_K = 50
+"""Most passages one answer may use: every passage is one more chunk (up to 256 tokens) in the prompt."""
+
+
+def check_k(k: object, *, name: str = "k") -> int:
+    """`k` as an int within 1..MAX_K, or one ConfigError that says so (CLI, chain config and server alike)."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        from config.errors import ConfigError
+
+        raise ConfigError(f"{name} must be a whole number from 1 to {MAX_K}, got {k!r}", f"e.g. {name}=5")
+    return k
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Read settings now (not at import time), with explicit overrides taking precedence."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Read settings now (not at import time), with explicit overrides taking precedence.
+
+    A bad value (RAG_K=abc, DEEPSEEK_TIMEOUT=-) is one ConfigError naming the variable, not pydantic's report.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        from config.errors import ConfigError
+
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error.get("loc") else "a setting"
+        alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+        name = alias if isinstance(alias, str) else field
+        secret = Settings.model_fields.get(field) and "Secret" in str(Settings.model_fields[field].annotation)
+        got = "" if secret else f" (got {error.get('input')!r})"
+        raise ConfigError(
+            f"{name} is invalid: {error['msg']}{got}",
+            f"fix {name} in the environment or .env (see .env.example)",
+        ) from None

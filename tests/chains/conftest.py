@@ -9,7 +9,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from chains import build_rag_chain
 from config.settings import Settings
@@ -73,21 +73,34 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9_.]+", text.lower()) if w not in _STOP}
 
 
+class QueryLog:
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, int]] = []
+
+
 class KeywordRetriever(BaseRetriever):
     """A tiny real retriever: ranks passages by shared words, puts the score in metadata, logs its queries.
 
     Shaped like the project's MilvusRetriever: `k` is a field, not a keyword of the search.
     """
 
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     docs: list[Document]
     k: int = 4
-    queries: list[tuple[str, int]] = Field(default_factory=list)
+    # Shared by the copies LangChain makes of a configurable retriever (a list field would be copied).
+    log: QueryLog = Field(default_factory=lambda: QueryLog())
+
+    @property
+    def queries(self) -> list[tuple[str, int]]:
+        """(query, k) of every search, in order, by this retriever and its per-call copies."""
+        return self.log.entries
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
         k = self.k
-        self.queries.append((query, k))
+        self.log.entries.append((query, k))
         wanted = _words(query)
         scored = [
             (len(wanted & _words(d.page_content)) / max(len(wanted), 1), i, d)

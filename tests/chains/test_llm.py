@@ -146,9 +146,10 @@ def test_wrong_key_message_carries_no_part_of_any_key(
     wrong_settings = settings.model_copy(update={"deepseek_api_key": SecretStr(wrong)})
     chain = build_rag_chain(KeywordRetriever(docs=[]), settings=wrong_settings)
     exc = failure(chain)
-    assert "****9876" in str(exc)  # DeepSeek echoes the key's tail...
-    error = mapped(exc)  # ...the message a user sees does not
-    assert "401" in str(error)
+    assert "****9876" in str(exc.__cause__)  # DeepSeek echoes the key's tail (kept only in the chained error)...
+    assert isinstance(exc, LLMError)  # ...the project's error, the one a host app catches, does not
+    error = mapped(exc)
+    assert error is exc and "401" in str(error)
     assert "9876" not in str(error) and "sk-" not in str(error)
     assert openai_server.api_key not in str(error)
 

@@ -15,7 +15,7 @@ from langchain_core.tracers.context import collect_runs
 from langchain_core.vectorstores import InMemoryVectorStore
 
 import chains
-from chains import RAG_PROMPT, build_rag_chain
+from chains import build_rag_chain
 from config.errors import ConfigError
 from config.settings import Settings
 from tests.chains.conftest import DOCS, KeywordRetriever
@@ -25,7 +25,7 @@ STORAGE = "Where does Milvus store data?"
 
 
 def generation(server: FakeDeepSeek) -> RecordedRequest:
-    (request,) = [r for r in server.chat_requests() if not r.is_condense]
+    (request,) = [r for r in server.chat_requests() if not r.is_rewrite]
     return request
 
 
@@ -56,7 +56,8 @@ def test_answer_cites_and_sources_match_the_retrieved_passages(
 ) -> None:
     result = rag_chain.invoke({"question": STORAGE})
 
-    assert set(result) == {"answer", "sources"}
+    assert set(result) == {"answer", "sources", "search_query"}
+    assert result["search_query"] == STORAGE  # an English first question is searched as asked
     assert "[1]" in result["answer"] and "MinIO" in result["answer"]
     expected = retriever.model_copy(update={"k": 3}).invoke(STORAGE)
     assert [s["n"] for s in result["sources"]] == [1, 2, 3]
@@ -121,14 +122,16 @@ def test_follow_up_is_rewritten_and_retrieval_uses_the_rewrite(
         {"question": "Can several clusters share that bucket?", "chat_history": history}
     )
 
-    condense, answer = openai_server.chat_requests()
-    assert condense.is_condense and not answer.is_condense
-    assert f"User: {STORAGE}" in condense.text("user")
-    assert "Assistant: In object storage" in condense.text("user")
-    assert "<follow_up>\nCan several clusters share that bucket?\n</follow_up>" in condense.text("user")
+    rewrite, answer = openai_server.chat_requests()
+    assert rewrite.is_rewrite and not answer.is_rewrite
+    assert f"User: {STORAGE}" in rewrite.text("user")
+    assert "Assistant: In object storage" in rewrite.text("user")
+    assert "<question>\nCan several clusters share that bucket?\n</question>" in rewrite.text("user")
     rewritten = f"Regarding '{STORAGE}': Can several clusters share that bucket?"
     assert retriever.queries == [(rewritten, 3)]
-    assert question_sent(answer) == rewritten
+    assert question_sent(answer) == "Can several clusters share that bucket?"  # answered as asked
+    assert re.search(r"<search_query>\s*(.*?)\s*</search_query>", answer.text("user"), re.DOTALL)[1] == rewritten
+    assert result["search_query"] == rewritten
     headings = [s["heading"] for s in result["sources"]]
     assert headings[0] == "Operational FAQ > Can clusters share a MinIO bucket?"
     # Found only through the earlier turn: the follow-up alone shares no word with this passage.
@@ -144,7 +147,7 @@ def test_history_accepts_messages_and_dicts(openai_server: FakeDeepSeek, rag_cha
     ):
         openai_server.reset()
         rag_chain.invoke({"question": "and metadata?", "chat_history": history})
-        assert openai_server.chat_requests()[0].is_condense
+        assert openai_server.chat_requests()[0].is_rewrite
 
 
 def test_without_history_there_is_one_call_and_no_rewrite(
@@ -250,7 +253,7 @@ def test_input_and_output_schemas(rag_chain: Runnable) -> None:
 
     outputs = rag_chain.output_schema.model_json_schema()
     source = outputs["$defs"]["Source"]
-    assert set(outputs["$defs"]["RagOutput"]["properties"]) == {"answer", "sources"}
+    assert set(outputs["$defs"]["RagOutput"]["properties"]) == {"answer", "sources", "search_query"}
     assert set(source["properties"]) == {"n", "source", "heading", "score", "text"}
 
 
@@ -317,7 +320,7 @@ def test_every_step_has_a_readable_run_name(openai_server: FakeDeepSeek, rag_cha
         names.append(run.name)
         stack.extend(run.child_runs)
     assert root.name == "rag"
-    assert {"condense_question", "retrieve", "format_context", "generate", "ChatOpenAI"} <= set(names)
+    assert {"rewrite_query", "retrieve", "format_context", "generate", "ChatOpenAI"} <= set(names)
     assert names.count("ChatOpenAI") == 2
 
 
@@ -328,7 +331,9 @@ def test_custom_prompt_must_keep_the_variables(retriever: KeywordRetriever, sett
         build_rag_chain(
             retriever, settings=settings, prompt=ChatPromptTemplate.from_messages([("human", "{question}")])
         )
-    assert build_rag_chain(retriever, settings=settings, prompt=RAG_PROMPT)
+    custom = ChatPromptTemplate.from_messages([("system", "Cite [n]."), ("human", "{context}\n\nQ: {question}")])
+    result = build_rag_chain(retriever, settings=settings, prompt=custom).invoke({"question": STORAGE})
+    assert "[1]" in result["answer"] and result["sources"]
 
 
 def test_k_reaches_the_projects_milvus_retriever(openai_server: FakeDeepSeek, settings: Settings) -> None:

@@ -87,7 +87,9 @@ def test_the_file_holds_the_whole_run_tree_one_run_per_line(
     docs = retriever["outputs"]["documents"]
     assert docs[0] == {"page_content": DOCS[0].page_content, "metadata": {**DOCS[0].metadata, "score": 0.5}}
     assert root["tags"] == [PROJECT_TAG]
-    assert root["metadata"] == {"k": 3, "llm_model": "deepseek-chat", "retriever": "KeywordRetriever"}
+    assert root["metadata"] == {
+        "k": 3, "llm_model": "deepseek-chat", "retriever": "KeywordRetriever", "query_rewrite": "auto"
+    }
 
 
 def test_each_answer_appends_one_trace(openai_server: FakeDeepSeek, rag_chain: Runnable, tmp_path: Path) -> None:
@@ -165,6 +167,7 @@ def test_the_top_run_says_which_index_and_models_answered(openai_server: FakeDee
         "retrieval_mode": "dense",
         "embedding_model": "DeterministicFakeEmbedding",
         "model": "deepseek-reasoner",  # the per-call override, recorded by LangChain beside the default
+        "query_rewrite": "auto",
     }
 
 

@@ -70,7 +70,7 @@ def test_history_makes_the_follow_up_standalone(env, openai_server: FakeDeepSeek
     assert out.count("Q: ") == 2 and out.count("A: According to the documentation") == 2
     assert "session 'demo' holds 4 messages" in out
     requests = openai_server.chat_requests()
-    assert [r.is_condense for r in requests] == [False, True, False]
+    assert [r.is_rewrite for r in requests] == [False, True, False]
     assert QUESTION in requests[1].text("user") and "And where is the metadata kept?" in requests[1].text("user")
     assert f"Regarding '{QUESTION}': And where is the metadata kept?" in requests[2].text("user")
 

@@ -92,11 +92,11 @@ def test_without_a_key_it_prints_passages_and_says_how_to_set_it(env, monkeypatc
     assert openai_server.requests == []
 
 
-def test_interactive_follow_up_is_condensed_before_retrieval(env, openai_server):
+def test_interactive_follow_up_is_rewrited_before_retrieval(env, openai_server):
     result = ask(stdin=f"{QUESTION}\nand where is the metadata kept?\nexit\n")
     assert result.returncode == 0, result.stderr
     requests = openai_server.chat_requests()
-    assert [r.is_condense for r in requests] == [False, True, False]
+    assert [r.is_rewrite for r in requests] == [False, True, False]
     assert "and where is the metadata kept?" in requests[1].text("user")
     assert result.stdout.count("Sources:") == 2
 

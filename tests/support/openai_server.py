@@ -86,12 +86,13 @@ class RecordedRequest:
         return "\n".join(_content_text(m.get("content")) for m in self.messages if m.get("role") == role)
 
     @property
-    def is_condense(self) -> bool:
-        return "standalone question" in self.text("system").lower()
+    def is_rewrite(self) -> bool:
+        """A query-rewrite request (a follow-up or a question in another language), not an answer request."""
+        return "search query" in self.text("system").lower()
 
 
 Match = Callable[[RecordedRequest], bool] | None
-"""Which requests a scenario applies to (all when None), e.g. `lambda r: r.is_condense`."""
+"""Which requests a scenario applies to (all when None), e.g. `lambda r: r.is_rewrite`."""
 
 
 @dataclass
@@ -420,7 +421,7 @@ def compose_reply(
         answer = override(request) if callable(override) else override
     elif request.messages and request.messages[-1].get("role") == "tool":
         answer = f"According to {_tool_name(request)}: {user}"
-    elif request.is_condense:
+    elif request.is_rewrite:
         answer = _standalone(last_user)
     elif "<context>" in last_user:
         answer = _rag_answer(last_user)
@@ -490,7 +491,9 @@ def _rag_answer(prompt: str) -> str:
 
 
 def _standalone(prompt: str) -> str:
-    follow_up = (_tag(prompt, "follow_up") or prompt).strip()
+    """A rewrite as a model would make it, deterministically: a follow-up gets the last user turn as context;
+    tests that need a translation give it with `answer_with(..., match=lambda r: r.is_rewrite)`."""
+    follow_up = (_tag(prompt, "question") or prompt).strip()
     conversation = _tag(prompt, "conversation") or ""
     users = re.findall(r"^(?:User|Human):\s*(.+)$", conversation, flags=re.MULTILINE)
     if not users:
