@@ -193,10 +193,11 @@ def retrieve_step(retriever: Runnable[str, list[Document]], k: int) -> Runnable[
 
 def pick_query(inputs: Mapping[str, Any]) -> str:
     """The model's rewrite, tidied; an empty or unusable reply falls back to the question, with a warning."""
-    reply = " ".join(str(inputs.get("reply") or "").split()).strip().strip("\"'`“”«»「」").strip()
+    reply = " ".join(str(inputs.get("reply") or "").split())
     for prefix in ("search query:", "query:"):
         if reply.lower().startswith(prefix):
-            reply = reply[len(prefix) :].strip()
+            reply = reply[len(prefix) :]
+    reply = reply.strip().strip("\"'`“”«»「」").strip()
     if reply and len(reply) <= MAX_QUERY_CHARS:
         return reply
     log.warning(
