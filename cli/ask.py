@@ -63,7 +63,13 @@ def check_question(question: str) -> str:
 
 
 def open_retriever(settings: Settings, args: argparse.Namespace, *, quiet: bool) -> Runnable:
-    """The retriever over the index; on a first run, the index is built from the configured source."""
+    """The retriever over the index; on a first run, the index is built from the configured source. While
+    `scripts/serve.py` holds a Milvus Lite index, its server answers instead (server.client)."""
+    from server.client import remote_retriever
+
+    remote = remote_retriever(settings, k=args.k, filter=args.filter)
+    if remote is not None:
+        return remote  # type: ignore[return-value] - answers ask.py's calls of a retriever
     from retrieval.retriever import build_retriever
 
     try:
@@ -183,7 +189,8 @@ def main(args: argparse.Namespace) -> int:
 
     from chains import build_rag_chain
 
-    chain = build_rag_chain(retriever=retriever, settings=settings)
+    remote_chain = getattr(retriever, "remote_chain", None)  # a running server answers: server.client
+    chain = remote_chain() if remote_chain else build_rag_chain(retriever=retriever, settings=settings)
     del config["run_name"]  # the chain names its own runs
     if args.k:
         config["configurable"]["k"] = args.k
