@@ -20,15 +20,13 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.documents import Document
-from langchain_core.load import dumpd
-from langchain_core.messages import BaseMessage
 from langchain_core.tracers.base import BaseTracer
 from pydantic import BaseModel, SecretBytes, SecretStr
 
@@ -92,6 +90,8 @@ class JsonlTracer(BaseTracer):
         secrets: Iterable[str | SecretStr | None] = (),
         **kwargs: Any,
     ) -> None:
+        # "original+chat": chat model runs keep their messages, as LangChain's own LangSmith tracer records them.
+        kwargs.setdefault("_schema_format", "original+chat")
         super().__init__(**kwargs)
         self.path = Path(path).expanduser()
         if self.path.is_dir():
@@ -101,42 +101,8 @@ class JsonlTracer(BaseTracer):
                 f"cannot write the trace file {self.path}: the folder {self.path.parent} does not exist",
                 "create the folder or pass a path in an existing one",
             )
-        self._redactor = Redactor([*configured_secrets(settings), *secrets])
+        self._anonymize = secret_anonymizer([*configured_secrets(settings), *secrets])
         self._lock = threading.Lock()
-
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: UUID,
-        tags: list[str] | None = None,
-        parent_run_id: UUID | None = None,
-        metadata: dict[str, Any] | None = None,
-        name: str | None = None,
-        **kwargs: Any,
-    ) -> Run:
-        """Keep the chat messages, as LangSmith's tracer does: `BaseTracer` would flatten them into one string."""
-        from langchain_core.tracers.schemas import Run
-
-        start_time = dt.datetime.now(dt.timezone.utc)
-        if metadata:
-            kwargs["metadata"] = metadata
-        run = Run(
-            id=run_id,
-            parent_run_id=parent_run_id,
-            serialized=serialized,
-            inputs={"messages": [[dumpd(message) for message in batch] for batch in messages]},
-            extra=kwargs,
-            events=[{"name": "start", "time": start_time}],
-            start_time=start_time,
-            run_type="llm",
-            tags=tags,
-            name=name,
-        )
-        self._start_trace(run)
-        self._on_chat_model_start(run)
-        return run
 
     def _persist_run(self, run: Run) -> None:
         """Called by LangChain when a root run ends: the whole tree is complete now."""
@@ -156,14 +122,14 @@ class JsonlTracer(BaseTracer):
             "trace_id": str(run.trace_id) if run.trace_id else str(run.id),
             "dotted_order": run.dotted_order or None,
             "name": run.name,
-            "run_type": run.run_type,
+            "run_type": "llm" if run.run_type == "chat_model" else run.run_type,  # LangSmith has no chat_model
             "start_time": _iso(run.start_time),
             "end_time": _iso(run.end_time),
-            "inputs": self._redactor.value(run.inputs),
-            "outputs": self._redactor.value(run.outputs),
-            "error": self._redactor.text(run.error) if run.error else None,
+            "inputs": self._anonymize(to_jsonable(run.inputs)),
+            "outputs": self._anonymize(to_jsonable(run.outputs)),
+            "error": self._anonymize(run.error) if run.error else None,
             "tags": list(run.tags or []),
-            "metadata": self._redactor.value(dict(run.metadata or {})),
+            "metadata": self._anonymize(to_jsonable(dict(run.metadata or {}))),
         }
 
 
@@ -183,8 +149,7 @@ def redact_langsmith(settings: Settings | None = None, *, secrets: Iterable[str 
 
     if not tracing_is_enabled():
         return False
-    redactor = Redactor([*configured_secrets(settings), *secrets])
-    configure(client=Client(anonymizer=redactor.value))
+    configure(client=Client(anonymizer=secret_anonymizer([*configured_secrets(settings), *secrets])))
     return True
 
 
@@ -195,58 +160,59 @@ def walk(run: Run) -> Iterator[Run]:
         yield from walk(child)
 
 
-class Redactor:
-    """Turns traced values into JSON values with secrets removed."""
+def secret_anonymizer(secrets: Iterable[str | SecretStr | SecretBytes | None]) -> Callable[[Any], Any]:
+    """LangSmith's anonymizer (`langsmith.anonymizer.create_anonymizer`) with the project's rule for each string:
+    a configured secret anywhere in it, a short one only as the whole string (as a substring it would eat
+    ordinary words: "root:Milvus" holds "Milvus"), the key tail a provider quotes after "api key", and any
+    value under a credential's key (`api_key`, `token`, ...)."""
+    from langsmith.anonymizer import create_anonymizer
 
-    def __init__(self, secrets: Iterable[str | SecretStr | SecretBytes | None]) -> None:
-        values = {_secret_text(s) for s in secrets}
-        values.discard("")
-        self.whole = frozenset(values)
-        self.substrings = sorted((s for s in values if len(s) >= _MIN_SUBSTRING_SECRET), key=len, reverse=True)
+    values = {_secret_text(s) for s in secrets}
+    values.discard("")
+    whole = frozenset(values)
+    substrings = sorted((s for s in values if len(s) >= _MIN_SUBSTRING_SECRET), key=len, reverse=True)
 
-    def text(self, text: str) -> str:
-        if text in self.whole:
+    def replace(text: str, path: list[str | int]) -> str:
+        if path and str(path[-1]).lower() in _SECRET_KEYS:
+            return MASKED
+        if text in whole:
             return REDACTED
-        for secret in self.substrings:
+        for secret in substrings:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return _KEY_TAIL.sub(rf"\1{REDACTED}", text) if "**" in text else text
 
-    def value(self, value: Any, _depth: int = 0) -> Any:
-        """A JSON-able copy of `value`; documents keep their text and metadata (sources), nothing else."""
-        if _depth > 50:
-            return "…"
-        deeper = _depth + 1
-        if value is None or isinstance(value, bool | int | float):
-            return value
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, SecretStr | SecretBytes):
-            return MASKED
-        if isinstance(value, Document):
-            return {"page_content": self.text(value.page_content), "metadata": self.value(value.metadata, deeper)}
-        if isinstance(value, Mapping):
-            return {
-                str(k): MASKED if str(k).lower() in _SECRET_KEYS and v is not None else self.value(v, deeper)
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple | set | frozenset):
-            return [self.value(v, deeper) for v in value]
-        if isinstance(value, BaseModel):
-            return self.value(value.model_dump(), deeper)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return self.value(dataclasses.asdict(value), deeper)
-        if isinstance(value, dt.datetime | dt.date | dt.time):
-            return value.isoformat()
-        if isinstance(value, UUID | Path):
-            return str(value)
-        if isinstance(value, Enum):
-            return self.value(value.value, deeper)
-        if isinstance(value, bytes | bytearray):
-            return f"<{len(value)} bytes>"
-        if isinstance(value, BaseException):
-            return self.text(f"{type(value).__name__}: {value}")
-        return self.text(repr(value))
+    return create_anonymizer(replace, max_depth=50)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Traced values as JSON values: documents as text + metadata (the sources), secrets masked, the rest as
+    their JSON form or repr."""
+    return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, SecretStr | SecretBytes):
+        return MASKED
+    if isinstance(value, Document):
+        return {"page_content": value.page_content, "metadata": value.metadata}
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, UUID | Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return repr(value)
 
 
 def configured_secrets(settings: Settings | None = None) -> list[str]:

@@ -16,7 +16,7 @@ from langsmith import Client, tracing_context
 from pydantic import SecretStr
 
 from chains import JsonlTracer, build_rag_chain, redact_langsmith
-from chains.tracing import FIELDS, PROJECT_TAG, Redactor
+from chains.tracing import FIELDS, PROJECT_TAG, secret_anonymizer
 from config.errors import ConfigError
 from config.settings import Settings
 from tests.chains.conftest import DOCS, KeywordRetriever
@@ -221,4 +221,6 @@ def test_langsmith_redaction_is_left_alone_when_tracing_is_off(settings: Setting
     ],
 )
 def test_redaction_takes_secrets_and_leaves_text(text: str, written: str) -> None:
-    assert Redactor([MILVUS_TOKEN, "Milvus"]).text(text) == written
+    anonymize = secret_anonymizer([MILVUS_TOKEN, "Milvus"])
+    assert anonymize(text) == written
+    assert anonymize({"inputs": [text], "api_key": "x"}) == {"inputs": [written], "api_key": "**********"}
