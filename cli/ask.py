@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.common import add_common_args, run
 from config.errors import ConfigError, NoIndexError, RagError, SourceError
+from config.settings import MODES
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("question", nargs="?", help="the question (omit it for an interactive session)")
     parser.add_argument("--k", type=int, help="passages to retrieve (default: RAG_K, 3)")
-    parser.add_argument("--mode", choices=["dense", "hybrid"], help="retrieval mode (default: RAG_MODE)")
+    parser.add_argument("--mode", choices=MODES, help="retrieval mode (default: RAG_MODE)")
     parser.add_argument("--filter", help="Milvus expression on metadata, e.g. 'source like \"en/faq/%%\"'")
     parser.add_argument("--model", help="chat model (default: DEEPSEEK_MODEL, deepseek-chat)")
     parser.add_argument("--show-context", action="store_true", help="print the retrieved texts and scores as JSON")

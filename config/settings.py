@@ -6,15 +6,22 @@ Secrets are `SecretStr` so that a settings object can be printed, logged or trac
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SOURCE = "https://github.com/milvus-io/milvus-docs/releases/download/v2.4.6-preview/milvus_docs_2.4.x_en.zip"
 APP_NAME = "milvus-deepseek-rag"
+
+RetrievalMode = Literal["dense", "hybrid"]
+#: The retrieval modes, for argument parsers and checks: written once, here, because settings need them.
+MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)
+#: Most searches one hybrid query may cost: a list of weight w is sent w times to Milvus' RRF ranker.
+MAX_REQUESTS = 6
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -38,9 +45,7 @@ class Settings(BaseSettings):
     # --- Vector store ---
     milvus_uri: str | None = Field(default=None, validation_alias="MILVUS_URI")
     milvus_token: SecretStr | None = Field(default=None, validation_alias="MILVUS_TOKEN")
-    collection: str = Field(
-        default="my_rag_collection", validation_alias=AliasChoices("MILVUS_COLLECTION", "RAG_COLLECTION")
-    )
+    collection: str = Field(default="my_rag_collection", validation_alias="MILVUS_COLLECTION")
 
     # --- Corpus and ingest ---
     source: str = Field(default=DEFAULT_SOURCE, validation_alias="RAG_SOURCE")
@@ -57,12 +62,12 @@ class Settings(BaseSettings):
     # --- Retrieval ---
     k: int = Field(default=3, ge=1, le=50, validation_alias="RAG_K")
     # hybrid beats dense on scripts/evaluate.py (see README); a server without BM25 falls back to dense.
-    mode: Literal["dense", "hybrid"] = Field(default="hybrid", validation_alias="RAG_MODE")
+    mode: RetrievalMode = Field(default="hybrid", validation_alias="RAG_MODE")
     # Hybrid fusion: reciprocal rank fusion, sum of weight / (rrf_k + rank) over the dense and BM25 lists.
     # A small rrf_k lets the top of each list decide; dense, the stronger list alone, weighs more.
     rrf_k: int = Field(default=10, ge=1, validation_alias="RAG_RRF_K")
-    # (dense, bm25, heading vector). Whole ratios (2,1,0; 1,1,1) fuse in one Milvus call; others take a call per list.
-    hybrid_weights: str = Field(default="2,1,0", validation_alias="RAG_HYBRID_WEIGHTS")
+    # (dense, bm25), in whole-number ratios (2,1; 1,1; 0.5,0.25): Milvus fuses them in one call (parse_weights).
+    hybrid_weights: str = Field(default="2,1", validation_alias="RAG_HYBRID_WEIGHTS")
     # Optional cross-encoder over the fused candidates: `[Function:]model`, e.g. cross-encoder/ms-marco-MiniLM-L-6-v2.
     reranker: str | None = Field(default=None, validation_alias="RAG_RERANKER")
     rerank_candidates: int = Field(default=20, ge=1, validation_alias="RAG_RERANK_CANDIDATES")
@@ -76,9 +81,16 @@ class Settings(BaseSettings):
     data_dir_override: Path | None = Field(default=None, validation_alias="RAG_DATA_DIR")
     cache_dir_override: Path | None = Field(default=None, validation_alias="RAG_CACHE_DIR")
 
+    @field_validator("hybrid_weights")
+    @classmethod
+    def _fusable(cls, value: str) -> str:
+        """A bad RAG_HYBRID_WEIGHTS fails when settings are read, with its own fix, not at the first search."""
+        parse_weights(value)
+        return value
+
     @property
-    def hybrid_weight_triple(self) -> tuple[float, float, float]:
-        """RAG_HYBRID_WEIGHTS as (dense, bm25, heading)."""
+    def hybrid_weight_pair(self) -> tuple[float, float]:
+        """RAG_HYBRID_WEIGHTS as (dense, bm25); a `ConfigError` when Milvus cannot fuse them in one call."""
         return parse_weights(self.hybrid_weights)
 
     @cached_property
@@ -99,29 +111,53 @@ class Settings(BaseSettings):
     def milvus_lite_path(self) -> Path:
         return self.data_dir / "milvus.db"
 
-    @property
-    def record_db_path(self) -> Path:
-        return self.data_dir / f"records-{self.collection}.sqlite"
 
+def parse_weights(text: str) -> tuple[float, float]:
+    """`dense,bm25`: non-negative, not both zero, in a whole-number ratio (see `whole_ratios`).
 
-def parse_weights(text: str) -> tuple[float, float, float]:
-    """`dense,bm25[,heading]`: non-negative numbers, not all zero; a missing heading weight is 0."""
+    A third number is accepted only if it is 0: `.env` files written for the previous default `2,1,0` carry
+    the weight of a heading list that no longer exists.
+    """
     from config.errors import ConfigError
 
-    fix = "for example RAG_HYBRID_WEIGHTS=2,1,0 (dense, bm25, heading)"
+    fix = "for example RAG_HYBRID_WEIGHTS=2,1 (dense counts twice) or 1,1"
     parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
     try:
         if len(parts) not in (2, 3):
             raise ValueError
-        numbers = [float(p) for p in parts] + [0.0] * (3 - len(parts))
+        numbers = [float(p) for p in parts]
     except ValueError:
-        raise ConfigError(
-            f"RAG_HYBRID_WEIGHTS must be two or three numbers 'dense,bm25[,heading]', got {text!r}", fix
-        ) from None
+        raise ConfigError(f"RAG_HYBRID_WEIGHTS must be two numbers 'dense,bm25', got {text!r}", fix) from None
+    if len(numbers) == 3:
+        if numbers.pop() != 0:
+            raise ConfigError(
+                f"RAG_HYBRID_WEIGHTS has a third number (the heading list's weight), which was removed: {text!r}",
+                f"keep the first two, e.g. RAG_HYBRID_WEIGHTS={parts[0]},{parts[1]}",
+            )
     if min(numbers) < 0 or sum(numbers) == 0:
-        raise ConfigError(f"RAG_HYBRID_WEIGHTS must be non-negative and not all zero, got {text!r}", fix)
-    dense, keyword, heading = numbers
-    return dense, keyword, heading
+        raise ConfigError(f"RAG_HYBRID_WEIGHTS must be non-negative and not both zero, got {text!r}", fix)
+    if whole_ratios(numbers) is None:
+        raise ConfigError(
+            f"RAG_HYBRID_WEIGHTS {text!r} is not a whole-number ratio of at most {MAX_REQUESTS} searches "
+            "(Milvus fuses a list of weight w by searching it w times)",
+            fix + "; 0.5,0.25 is 2,1",
+        )
+    dense, keyword = numbers
+    return dense, keyword
+
+
+def whole_ratios(weights: Sequence[float]) -> tuple[int, ...] | None:
+    """How many times each list goes to Milvus' RRF ranker for these weights: (2, 1) -> (2, 1), (0.5, 0.25) ->
+    (2, 1), (0, 1) -> (0, 1); None when the ratios are not whole numbers or cost more than MAX_REQUESTS
+    searches. Milvus' `RRFRanker` takes no weights, so sending a list twice is how it counts twice."""
+    positive = [w for w in weights if w > 0]
+    if not positive or min(weights) < 0:
+        return None
+    unit = min(positive)
+    copies = tuple(round(w / unit) for w in weights)
+    if any(abs(w / unit - n) > 1e-9 for w, n in zip(weights, copies, strict=True)) or sum(copies) > MAX_REQUESTS:
+        return None
+    return copies
 
 
 MAX_K = 50

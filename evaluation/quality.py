@@ -51,8 +51,7 @@ Search = Callable[[str], list[str]]
 
 def hybrid_label(weights: Sequence[float]) -> str:
     """E.g. `hybrid RRF 2 dense + 1 BM25`: the lists the fusion used, with their weights."""
-    names = ("dense", "BM25", "heading")
-    parts = [f"{w:g} {n}" for w, n in zip(weights, names, strict=False) if w > 0]
+    parts = [f"{w:g} {n}" for w, n in zip(weights, ("dense", "BM25"), strict=True) if w > 0]
     return "hybrid RRF " + " + ".join(parts)
 
 
@@ -368,7 +367,7 @@ def run_evaluation(
                 result = measure(mode, search, questions, k=k, repeat=repeat)
                 result.served_mode, result.chunks = served(), chunks
                 if mode == "hybrid" and result.served_mode == "hybrid":
-                    result.label = hybrid_label(target.hybrid_weight_triple)
+                    result.label = hybrid_label(target.hybrid_weight_pair)
                 results[mode] = result
         finally:
             release(target, store.client)

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from index.store import (
-    HEADING_VECTOR,
+    LEGACY_HEADING_VECTOR,
     METADATA_FIELDS,
     METADATA_INT,
     PK,
     TEXT,
     VECTOR,
-    CollectionInfo,
     check_model,
     create_collection,
     describe,
@@ -123,16 +122,8 @@ def _all_rows(client: MilvusClient, name: str, fields: list[str]) -> Iterable[di
         iterator.close()
 
 
-def heading_text(doc: Document) -> str:
-    """What the heading vector embeds: the chunk's heading path, else its page title, else its first line."""
-    meta = doc.metadata
-    return str(meta.get("heading") or meta.get("title") or doc.page_content.split("\n", 1)[0][:200])
-
-
-def _row(doc: Document, vector: Sequence[float], heading: Sequence[float] | None = None) -> dict[str, Any]:
+def _row(doc: Document, vector: Sequence[float]) -> dict[str, Any]:
     row: dict[str, Any] = {PK: doc.id, TEXT: doc.page_content, VECTOR: list(vector)}
-    if heading is not None:
-        row[HEADING_VECTOR] = list(heading)
     for key in METADATA_FIELDS:
         value = doc.metadata.get(key, 0 if key in METADATA_INT else "")
         row[key] = int(value) if key in METADATA_INT else str(value)
@@ -163,7 +154,12 @@ def ingest(
     recover(client, collection)
     info = None if rebuild else describe(client, collection)
     if info is not None and info.outdated:
-        log.warning("the index was built by an older version of this project: rebuilding it once")
+        log.warning(
+            "collection '%s' has a %s field that this version no longer fills (an earlier version built it): "
+            "rebuilding it once without it",
+            collection,
+            LEGACY_HEADING_VECTOR,
+        )
         rebuild, info = True, None
     target = collection + REBUILD_SUFFIX if rebuild else collection
     if info is None:
@@ -216,7 +212,7 @@ def ingest(
             report.chunks_deleted += len(indexed.all_pks)
             stale.extend(sorted(indexed.all_pks))
 
-    _write(client, target, new_chunks, embeddings, progress, headings=info.has_heading_vector)
+    _write(client, target, new_chunks, embeddings, progress)
     for start in range(0, len(stale), QUERY_BATCH):
         client.delete(target, ids=stale[start : start + QUERY_BATCH])
     client.flush(target)
@@ -226,25 +222,12 @@ def ingest(
     return report
 
 
-def _write(
-    client: MilvusClient,
-    name: str,
-    chunks: list[Document],
-    embeddings: Embeddings,
-    progress: bool,
-    *,
-    headings: bool = False,
-) -> None:
-    """Embed and insert in batches, shortest texts together so that padding stays small. Heading vectors are
-    embedded once per distinct heading (a long section's chunks share theirs), short texts, a few % more."""
+def _write(client: MilvusClient, name: str, chunks: list[Document], embeddings: Embeddings, progress: bool) -> None:
+    """Embed and insert in batches, shortest texts together so that padding stays small."""
     if not chunks:
         return
     from tqdm.auto import tqdm
 
-    by_heading: dict[str, list[float]] = {}
-    if headings:
-        distinct = list(dict.fromkeys(heading_text(c) for c in chunks))
-        by_heading = dict(zip(distinct, embeddings.embed_documents(distinct), strict=True))
     ordered = sorted(chunks, key=lambda c: len(c.page_content))
     # One insert in flight while the model embeds the next batch: the model releases the GIL.
     pending: Future[Any] | None = None
@@ -255,10 +238,7 @@ def _write(
         for start in range(0, len(ordered), WRITE_BATCH):
             batch = ordered[start : start + WRITE_BATCH]
             vectors = embeddings.embed_documents([c.page_content for c in batch])
-            rows = [
-                _row(c, v, by_heading[heading_text(c)] if headings else None)
-                for c, v in zip(batch, vectors, strict=True)
-            ]
+            rows = [_row(c, v) for c, v in zip(batch, vectors, strict=True)]
             if pending is not None:
                 pending.result()
             pending = pool.submit(client.insert, name, rows)
@@ -275,8 +255,3 @@ def _swap(client: MilvusClient, name: str) -> None:
     if client.has_collection(old):
         client.drop_collection(old)
     ensure_loaded(client, name)
-
-
-def collection_info(client: MilvusClient, name: str) -> CollectionInfo | None:
-    recover(client, name)
-    return describe(client, name)

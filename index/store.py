@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PK, TEXT, VECTOR, SPARSE, HEADING_VECTOR = "pk", "text", "vector", "sparse", "heading_vector"
+PK, TEXT, VECTOR, SPARSE = "pk", "text", "vector", "sparse"
+#: A vector of each chunk's heading path, written by earlier versions and no longer: see `CollectionInfo.outdated`.
+LEGACY_HEADING_VECTOR = "heading_vector"
 METADATA_VARCHAR = {"source": 1024, "title": 1024, "heading": 2048, "content_hash": 64}
 METADATA_INT = ("chunk_index", "n_chunks")
 METADATA_FIELDS = (*METADATA_VARCHAR, *METADATA_INT)
-PROP_MODEL, PROP_DIM, PROP_SCHEMA = "rag.embedding_model", "rag.dim", "rag.schema"
-SCHEMA_VERSION = "2"  # 2: heading_vector beside sparse
+PROP_MODEL, PROP_DIM = "rag.embedding_model", "rag.dim"
 CONNECT_TIMEOUT = 10.0
 
 
@@ -37,13 +38,13 @@ class CollectionInfo:
     embedding_model: str
     dim: int
     has_bm25: bool
-    has_heading_vector: bool = False
+    has_legacy_heading_vector: bool = False
 
     @property
     def outdated(self) -> bool:
-        """Built before the heading vector on a server that can hold one: the third hybrid list (off by default,
-        RAG_HYBRID_WEIGHTS) needs a rebuild."""
-        return self.has_bm25 and not self.has_heading_vector
+        """Built by an earlier version with a heading vector that this one no longer fills: searches still work
+        (they never read it), but an insert without it fails, so the next ingest rebuilds the collection once."""
+        return self.has_legacy_heading_vector
 
 
 def display_uri(settings: Settings) -> str:
@@ -127,10 +128,8 @@ def server_supports_bm25(client: MilvusClient) -> bool:
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= (2, 5)
 
 
-def create_collection(
-    client: MilvusClient, name: str, *, dim: int, embedding_model: str, bm25: bool, heading_vector: bool | None = None
-) -> CollectionInfo:
-    """The project's collection; `heading_vector` defaults to `bm25` (servers with BM25 take several vectors)."""
+def create_collection(client: MilvusClient, name: str, *, dim: int, embedding_model: str, bm25: bool) -> CollectionInfo:
+    """The project's collection; `bm25` adds the sparse field Milvus fills from the text (Milvus >= 2.5)."""
     from pymilvus import DataType, Function, FunctionType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -144,10 +143,6 @@ def create_collection(
         schema.add_field(field, DataType.INT64)
     index = client.prepare_index_params()
     index.add_index(VECTOR, index_type="FLAT" if _is_lite(client) else "AUTOINDEX", metric_type="IP")
-    heading_vector = bm25 if heading_vector is None else heading_vector
-    if heading_vector:
-        schema.add_field(HEADING_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
-        index.add_index(HEADING_VECTOR, index_type="FLAT" if _is_lite(client) else "AUTOINDEX", metric_type="IP")
     if bm25:
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(
@@ -163,12 +158,12 @@ def create_collection(
         name,
         schema=schema,
         consistency_level="Strong",
-        properties={PROP_MODEL: embedding_model, PROP_DIM: str(dim), PROP_SCHEMA: SCHEMA_VERSION},
+        properties={PROP_MODEL: embedding_model, PROP_DIM: str(dim)},
     )
     # pymilvus polls a new index every 0.5 s; an empty collection's index has nothing to build.
     client.create_index(name, index, sync=False)
     client.load_collection(name)
-    return CollectionInfo(name, embedding_model, dim, bm25, heading_vector)
+    return CollectionInfo(name, embedding_model, dim, bm25)
 
 
 def describe(client: MilvusClient, name: str) -> CollectionInfo | None:
@@ -184,7 +179,7 @@ def describe(client: MilvusClient, name: str) -> CollectionInfo | None:
             "choose another name with MILVUS_COLLECTION, or drop that collection yourself",
         )
     return CollectionInfo(
-        name, props[PROP_MODEL], int(props.get(PROP_DIM, 0)), SPARSE in fields, HEADING_VECTOR in fields
+        name, props[PROP_MODEL], int(props.get(PROP_DIM, 0)), SPARSE in fields, LEGACY_HEADING_VECTOR in fields
     )
 
 

@@ -6,9 +6,7 @@
 - `hybrid`: the same dense search and a BM25 search of the built-in `sparse` field (Milvus computes it from
   `text`), fused by weighted reciprocal rank fusion: a chunk scores `sum(weight / (rrf_k + rank))` over the
   lists. Default weights 2,1: dense, the stronger list alone, counts twice (on an independent question set
-  equal weights lost to dense alone; see README "Retrieval quality"). A third list, a dense search of
-  `heading_vector` (the chunk's heading path alone), is off by default (weight 0): it helped the dev
-  questions and hurt the independent ones.
+  equal weights lost to dense alone; see README "Retrieval quality").
   That score is a rank, not a confidence (1/(rrf_k + 1) per list that ranks a chunk first): compare it
   only with other scores of the same search, and never threshold "I don't know" on it.
 
@@ -17,39 +15,39 @@ multi-vector store: langchain-milvus 0.4.0 grows its `vector_field` list on ever
 default ranker from the second search on), fetches only 4 candidates per field by default, and a store
 opened with two vector fields can no longer run a dense-only search. One dense store serves both modes.
 
-Weights in whole ratios (2,1 or 1,1,1) are fused by Milvus in one `hybrid_search` call, each list sent as
-many times as its weight to the `RRFRanker`, which is exactly weighted RRF. Other weights are fused here,
-over one search per list: Milvus' `RRFRanker` takes no weights, and its `WeightedRanker` fuses *scores*
-after squashing them with arctan: BM25 scores (unbounded, typically 5-20) all land within a few hundredths
-of 1 (and Milvus Lite reports them negated), so a score weight does not mean what it says and shifts from
-query to query.
+Milvus fuses the lists in one `hybrid_search` call, each list sent as many times as its weight to the
+`RRFRanker`, which is exactly weighted RRF; so weights are whole-number ratios (2,1; 1,1; 0.5,0.25), checked
+when settings are read (`config.settings.parse_weights`). Milvus' `RRFRanker` takes no weights, and its
+`WeightedRanker` fuses *scores* after squashing them with arctan: BM25 scores (unbounded, typically 5-20) all
+land within a few hundredths of 1 (and Milvus Lite reports them negated), so a score weight would not mean
+what it says and would shift from query to query.
 
 A collection without the BM25 field (created on a server older than Milvus 2.5, e.g. the embedded 2.3.5)
-gets dense search in hybrid mode, with one warning per collection and process; one built before heading
-vectors existed is fused without them until the next ingest rebuilds it.
+gets dense search in hybrid mode, with one warning per collection and process. One built by an earlier
+version with a heading vector is searched as any other (the field is never read) until the next ingest
+rebuilds it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from config.errors import ConfigError
-from config.settings import Settings, get_settings
+from config.settings import MODES, RetrievalMode, Settings, get_settings, whole_ratios
 
 if TYPE_CHECKING:
     from langchain_milvus import Milvus
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["dense", "hybrid"]
-MODES: tuple[str, ...] = ("dense", "hybrid")
-HIDDEN_FIELDS = ("sparse", "vector", "heading_vector")
+Mode = RetrievalMode
+HIDDEN_FIELDS = ("sparse", "vector", "heading_vector")  # heading_vector: in collections of earlier versions
 #: Candidates each list contributes to the fusion (at least k).
 HYBRID_CANDIDATES = 20
 DENSE_PARAMS: dict[str, Any] = {"metric_type": "IP", "params": {}}
@@ -62,6 +60,7 @@ FILTER_FIX = (
 
 _warned_no_bm25: set[tuple[str, str]] = set()
 
+
 class MilvusRetriever(BaseRetriever):
     """Top-k chunks for a query, each with `metadata["score"]` (higher is better) and `metadata["mode"]`.
 
@@ -69,20 +68,28 @@ class MilvusRetriever(BaseRetriever):
     rank score). It reads `dense` when hybrid was asked for but the collection has no BM25 field.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, validate_assignment=True)
 
     store: Any = Field(description="a langchain_milvus.Milvus over this project's collection")
     k: int = Field(default=3, ge=1)
     mode: Mode = "dense"
     filter: str | None = Field(default=None, description="Milvus boolean expression on metadata")
     rrf_k: int = Field(default=10, ge=1, description="RRF constant: larger flattens the rank discount")
-    weights: tuple[float, float, float] = Field(
-        default=(2.0, 1.0, 0.0), description="(dense, BM25, heading) weights in RRF"
-    )
+    weights: tuple[float, float] = Field(default=(2.0, 1.0), description="(dense, BM25) weights in RRF")
     candidates: int = Field(default=HYBRID_CANDIDATES, ge=1, description="hits per list fed to the fusion")
 
     _has_bm25: bool | None = PrivateAttr(default=None)
-    _has_heading_vector: bool = PrivateAttr(default=False)
+
+    @field_validator("weights")
+    @classmethod
+    def _fusable(cls, weights: tuple[float, float]) -> tuple[float, float]:
+        """Weights Milvus cannot fuse in one call fail here, when the retriever is made, not at a search."""
+        if whole_ratios(weights) is None:
+            raise ConfigError(
+                f"hybrid weights {weights} are not a whole-number ratio of non-negative numbers",
+                "e.g. (2, 1) for dense counting twice, or (1, 1); RAG_HYBRID_WEIGHTS=2,1 in settings",
+            )
+        return weights
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         mode = "hybrid" if self.mode == "hybrid" and self._bm25_available() else "dense"
@@ -104,43 +111,28 @@ class MilvusRetriever(BaseRetriever):
         return self.store.similarity_search_with_score(query, **kwargs)
 
     def _hybrid(self, query: str, expr: str | None) -> list[tuple[Document, float]]:
-        """Weights in small whole ratios (the default 2,1,0; equal weights): one `hybrid_search` call, a list
-        of weight w sent w times to Milvus' RRF ranker, which is exactly weighted RRF (a Milvus Lite search
-        costs ~4 ms for a dense list and ~8 ms for BM25, so one call beats one per list). Other weights: one
-        search per list, fused here."""
+        """One `hybrid_search` call: a list of weight w sent w times to Milvus' RRF ranker is exactly weighted
+        RRF (a Milvus Lite search costs ~4 ms for a dense list and ~8 ms for BM25, so one call beats one per
+        list fused here). Scores are scaled back to `sum(weight / (rrf_k + rank))`."""
         from pymilvus import AnnSearchRequest, RRFRanker
 
-        from index.store import HEADING_VECTOR, METADATA_FIELDS, SPARSE, TEXT, VECTOR
+        from index.store import METADATA_FIELDS, SPARSE, TEXT, VECTOR
 
         client, name = self.store.client, self.store.collection_name
         fetch = max(self.candidates, self.k)
-        fields = [TEXT, *METADATA_FIELDS]
-        vector = self.store.embeddings.embed_query(query)
-        lists = [(vector, VECTOR, DENSE_PARAMS), (query, SPARSE, BM25_PARAMS)]
-        weights = list(self.weights[:2])
-        if self._has_heading_vector and self.weights[2] > 0:
-            lists.append((vector, HEADING_VECTOR, DENSE_PARAMS))
-            weights.append(self.weights[2])
-        lists = [item for item, weight in zip(lists, weights, strict=True) if weight > 0]
-        weights = [w for w in weights if w > 0]
-        copies = whole_ratios(weights)
-        if copies is not None:
-            requests = [
-                AnnSearchRequest([data], field, params, fetch, expr=expr)
-                for (data, field, params), n in zip(lists, copies, strict=True)
-                for _ in range(n)
-            ]
-            hits = client.hybrid_search(name, requests, RRFRanker(self.rrf_k), limit=self.k, output_fields=fields)
-            unit = min(weights)
-            return [(_document(hit), unit * float(hit.distance)) for hit in hits[0]]
-        ranked = [
-            client.search(
-                name, data=[data], anns_field=field, search_params=params, limit=fetch, filter=expr or "",
-                output_fields=fields,
-            )[0]
-            for data, field, params in lists
+        lists = [(self.store.embeddings.embed_query(query), VECTOR, DENSE_PARAMS), (query, SPARSE, BM25_PARAMS)]
+        copies = whole_ratios(self.weights)
+        assert copies is not None  # checked when the weights were set
+        requests = [
+            AnnSearchRequest([data], field, params, fetch, expr=expr)
+            for (data, field, params), n in zip(lists, copies, strict=True)
+            for _ in range(n)
         ]
-        return weighted_rrf(ranked, tuple(weights), self.rrf_k)[: self.k]
+        hits = client.hybrid_search(
+            name, requests, RRFRanker(self.rrf_k), limit=self.k, output_fields=[TEXT, *METADATA_FIELDS]
+        )
+        unit = min(w for w in self.weights if w > 0)
+        return [(_document(hit), unit * float(hit.distance)) for hit in hits[0]]
 
     # ---- capabilities and errors ---------------------------------------------------------------------
 
@@ -151,7 +143,6 @@ class MilvusRetriever(BaseRetriever):
             name = self.store.collection_name
             info = describe(self.store.client, name)
             self._has_bm25 = bool(info and info.has_bm25)
-            self._has_heading_vector = bool(info and info.has_heading_vector)
             key = (name, str(getattr(self.store, "_connection_args", {}).get("uri", "")))
             if not self._has_bm25 and key not in _warned_no_bm25:
                 _warned_no_bm25.add(key)
@@ -175,35 +166,6 @@ class MilvusRetriever(BaseRetriever):
             raise ConfigError(
                 f"the filter {expr!r} is not a valid Milvus expression ({_first_line(exc)})", FILTER_FIX
             ) from None
-
-
-MAX_REQUESTS = 6
-
-
-def whole_ratios(weights: list[float]) -> list[int] | None:
-    """How many copies of each list make these weights in one RRF call, e.g. (2, 1) -> [2, 1]; None when the
-    ratios are not whole numbers or need more than MAX_REQUESTS searches (or there is one list only)."""
-    if len(weights) < 2:
-        return None
-    unit = min(weights)
-    copies = [round(w / unit) for w in weights]
-    if any(abs(w / unit - n) > 1e-9 for w, n in zip(weights, copies, strict=True)) or sum(copies) > MAX_REQUESTS:
-        return None
-    return copies
-
-
-def weighted_rrf(
-    ranked: list[list[Any]], weights: tuple[float, ...], rrf_k: int
-) -> list[tuple[Document, float]]:
-    """Reciprocal rank fusion of search hit lists: `sum(weight / (rrf_k + rank))`, rank from 1, best first."""
-    scores: dict[Any, float] = {}
-    docs: dict[Any, Document] = {}
-    for weight, hits in zip(weights, ranked, strict=True):
-        for rank, hit in enumerate(hits, start=1):
-            scores[hit.id] = scores.get(hit.id, 0.0) + weight / (rrf_k + rank)
-            docs.setdefault(hit.id, _document(hit))
-    order = sorted(scores, key=lambda pk: -scores[pk])
-    return [(docs[pk], scores[pk]) for pk in order]
 
 
 def _document(hit: Any) -> Document:
@@ -260,7 +222,7 @@ def build_retriever(
     mode = mode or settings.mode
     if mode not in MODES:
         raise ConfigError(f"unknown retrieval mode {mode!r}", "use one of: " + ", ".join(MODES))
-    weights = settings.hybrid_weight_triple  # a bad setting fails before the model and the index load
+    weights = settings.hybrid_weight_pair  # a bad setting fails before the model and the index load
     return MilvusRetriever(
         store=store if store is not None else open_store(settings),
         k=k or settings.k,

@@ -115,7 +115,7 @@ def test_an_edited_file_only_reembeds_its_own_chunks(client, settings):
     emb.embedded = []
     edited = dict(FILES, **{"docs/a.md": "alpha one\n\nalpha two, revised\n\nalpha three"})
     report = run(client, settings, edited, emb=emb)
-    assert sorted(emb.embedded) == ["alpha one", "alpha three", "alpha two, revised", "docs/a.md"]  # + its heading
+    assert sorted(emb.embedded) == ["alpha one", "alpha three", "alpha two, revised"]
     assert (report.chunks_updated, report.chunks_added, report.chunks_deleted) == (2, 1, 0)
     assert texts(client, settings) == sorted(
         ["alpha one", "alpha two, revised", "alpha three", "beta one", "beta two", "beta three", "gamma one"]
@@ -208,24 +208,23 @@ def test_a_file_edited_down_to_nothing_indexable_loses_its_old_chunks(client, se
     assert run(client, settings, dict(FILES, **{"docs/c.md": "   "})).files_unchanged == 3
 
 
-def test_heading_vectors_are_written_once_per_heading(client, settings):
-    emb = CountingEmbedding(size=DIM)
-    emb.embedded = []
-    run(client, settings, FILES, emb=emb)
-    assert sorted(t for t in emb.embedded if t.startswith("docs/")) == ["docs/a.md", "docs/b.md", "docs/c.md"]
-    rows = client.query(settings.collection, filter='source == "docs/b.md"', output_fields=["heading_vector"])
-    expected = CountingEmbedding(size=DIM).embed_query("docs/b.md")
-    assert len(rows) == 3 and all(r["heading_vector"] == pytest.approx(expected, abs=1e-6) for r in rows)
+def test_an_index_built_with_heading_vectors_is_rebuilt_once_without_them(client, settings, caplog):
+    """The previous version's collection has a heading_vector field that inserts no longer fill."""
+    from index.store import describe
+    from tests.index.legacy import create_legacy_collection, legacy_row
 
-
-def test_an_index_from_before_heading_vectors_is_rebuilt_once(client, settings, caplog):
-    from index.store import create_collection, describe
-
-    create_collection(client, settings.collection, dim=DIM, embedding_model="fake-16", bm25=True, heading_vector=False)
+    create_legacy_collection(client, settings.collection, dim=DIM, embedding_model="fake-16")
+    old = CountingEmbedding(size=DIM).embed_query("alpha, as the previous version indexed it")
+    client.insert(settings.collection, [legacy_row("old-1", "alpha, old", old, source="docs/a.md", heading="a")])
     with caplog.at_level("WARNING", logger="index.ingest"):
         first = run(client, settings, FILES)
-    assert "rebuilding it once" in caplog.text
-    assert first.chunks_added == 6 and describe(client, settings.collection).has_heading_vector
-    assert not client.has_collection(settings.collection + OLD_SUFFIX)
-    again = run(client, settings, FILES)
+    assert "heading_vector field that this version no longer fills" in caplog.text and "rebuilding" in caplog.text
+    assert first.chunks_added == 6
+    assert texts(client, settings) == sorted(c.page_content for c in split(as_docs(FILES)))
+    assert not describe(client, settings.collection).outdated
+    assert client.list_collections() == [settings.collection]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="index.ingest"):
+        again = run(client, settings, FILES)
     assert (again.chunks_added, again.chunks_unchanged) == (0, 6)
+    assert "rebuilding" not in caplog.text
