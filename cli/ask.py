@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.common import add_common_args, run
 from config.errors import ConfigError, NoIndexError, RagError, SourceError
-from config.settings import MODES
+from config.settings import MODES, check_k
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_question(question: str) -> str:
-    question = question.strip()
+    """The question, trimmed and checked; bytes that are not UTF-8 (a terminal in another encoding, a pasted
+    binary) become U+FFFD instead of breaking the tokenizer."""
+    question = question.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip()
     if not question:
         raise ConfigError("the question is empty", f"ask something, e.g. {EXAMPLE}")
     if len(question) > MAX_QUESTION_CHARS:
@@ -107,7 +109,8 @@ def print_passages(sources: list[dict[str, Any]]) -> None:
         print(f"[{s['n']}] {s['source']} — {s['heading']}{score}\n{s['text']}\n")
 
 
-def show_context(sources: list[dict[str, Any]]) -> None:
+def show_context(sources: list[dict[str, Any]], search_query: str) -> None:
+    print(f"search query: {search_query}")
     print(json.dumps([[s["text"], s["score"]] for s in sources], indent=4, ensure_ascii=False))
 
 
@@ -116,9 +119,10 @@ def retrieve_only(retriever: Runnable, question: str, args: argparse.Namespace, 
 
     sources = to_sources(retriever.invoke(question, config=config))
     if args.json:
-        print(json.dumps({"question": question, "answer": None, "sources": sources}, ensure_ascii=False))
+        payload = {"question": question, "answer": None, "sources": sources, "search_query": question}
+        print(json.dumps(payload, ensure_ascii=False))
     elif args.show_context:
-        show_context(sources)
+        show_context(sources, question)
     else:
         print_passages(sources)
 
@@ -135,17 +139,19 @@ def answer(chain: Runnable, question: str, history: list[Any], args: argparse.Na
                 print(json.dumps({"question": question, **result}, ensure_ascii=False))
                 return result["answer"]
             if args.show_context:
-                show_context(result["sources"])
+                show_context(result["sources"], result.get("search_query", question))
             print(result["answer"])
             print_sources(result["sources"])
             return result["answer"]
         sources: list[dict[str, Any]] = []
         parts: list[str] = []
+        searched = question
         for chunk in chain.stream(inputs, config=config):
+            searched = chunk.get("search_query", searched)
             if "sources" in chunk:
                 sources = chunk["sources"]
                 if args.show_context:
-                    show_context(sources)
+                    show_context(sources, searched)
             if "answer" in chunk:
                 parts.append(chunk["answer"])
                 sys.stdout.write(chunk["answer"])
@@ -166,7 +172,9 @@ def main(args: argparse.Namespace) -> int:
     from chains.tracing import redact_langsmith
     from config.settings import get_settings
 
-    settings = get_settings(k=args.k, deepseek_model=args.model, mode=args.mode)
+    settings = get_settings(
+        k=check_k(args.k, name="--k") if args.k is not None else None, deepseek_model=args.model, mode=args.mode
+    )
     redact_langsmith(settings)  # with LANGSMITH_TRACING on, no key (nor a fragment DeepSeek quotes) is uploaded
     question = check_question(args.question) if args.question is not None else None
     if args.json and question is None:
@@ -184,8 +192,13 @@ def main(args: argparse.Namespace) -> int:
                 "set it in the environment or in .env (see .env.example) to get answers.",
                 file=sys.stderr,
             )
-        for q in [question] if question is not None else interactive():
-            retrieve_only(retriever, q, args, config)
+        if question is not None:
+            _say_untranslated(question)
+            retrieve_only(retriever, question, args, config)
+            return 0
+        for q in interactive():
+            _say_untranslated(q)
+            _survive(retrieve_only, retriever, q, args, config)
         return 0
 
     from chains import build_rag_chain
@@ -193,33 +206,47 @@ def main(args: argparse.Namespace) -> int:
     remote_chain = getattr(retriever, "remote_chain", None)  # a running server answers: server.client
     chain = remote_chain() if remote_chain else build_rag_chain(retriever=retriever, settings=settings)
     del config["run_name"]  # the chain names its own runs
-    if args.k:
-        config["configurable"]["k"] = args.k
     if question is not None:
         answer(chain, question, [], args, config)
         return 0
     history: list[tuple[str, str]] = []
     for q in interactive():
-        try:
-            text = answer(chain, q, history, args, config)
-        except RagError as exc:
-            if not _is_per_question(exc):
-                raise
-            print(f"error: {exc.one_line()}", file=sys.stderr)
-            continue
-        history += [("human", q), ("ai", text)]
+        text = _survive(answer, chain, q, history, args, config)
+        if text is not None:
+            history += [("human", q), ("ai", text)]
     return 0
 
 
-def _is_per_question(exc: RagError) -> bool:
-    from config.errors import LLMError
+def _survive(step: Any, *args: Any) -> Any:
+    """One question of an interactive session: whatever goes wrong with it is one line, and the session goes on."""
+    try:
+        return step(*args)
+    except RagError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a session must outlive any single question
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(f"error: {type(exc).__name__}: {first} — run with --debug for the details", file=sys.stderr)
+    return None
 
-    return isinstance(exc, LLMError | ConfigError)
+
+def _say_untranslated(question: str) -> None:
+    """Without the model nothing translates the question, and the index is English: say so once per question."""
+    from chains.language import detect_language, is_english, language_name
+
+    if not is_english(question):
+        print(
+            f"note: this question looks {language_name(detect_language(question))}: it is searched as written, "
+            "and the English docs match it poorly — an answer (DEEPSEEK_API_KEY set, no --retrieve-only) has it "
+            "translated before the search; or ask in English.",
+            file=sys.stderr,
+        )
 
 
 def interactive():  # noqa: ANN201 - a generator of questions
     """Questions typed at a prompt (or piped in) until Ctrl-D, 'exit' or 'quit'."""
     tty = sys.stdin.isatty()
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")  # a line in another encoding is a question, not a crash
     if tty:
         print("Ask about Milvus (Ctrl-D or 'exit' to leave).", file=sys.stderr)
     while True:

@@ -62,7 +62,9 @@ def test_json_prints_one_object(env):
 def test_show_context_prints_texts_with_scores(env):
     result = ask(QUESTION, "--show-context", "--no-stream", "--k", "2")
     assert result.returncode == 0, result.stderr
-    context = json.loads(result.stdout[: result.stdout.index("\n]") + 2])
+    assert result.stdout.startswith(f"search query: {QUESTION}\n")
+    start = result.stdout.index("[")
+    context = json.loads(result.stdout[start : result.stdout.index("\n]") + 2])
     assert len(context) == 2 and isinstance(context[0][1], float)
     assert "Milvus deals with two types of data" in context[0][0]
 
@@ -197,3 +199,65 @@ def test_index_held_by_another_process(env, faq_index):
         holder.wait(10)
     assert result.returncode == 1
     assert "in use by another process" in result.stderr.strip().splitlines()[-1]
+
+
+# ---- bad input and other languages ------------------------------------------------------------------------------
+
+PT_QUESTION = "Como os dados são armazenados no milvus?"
+
+
+@pytest.mark.parametrize("k", ["0", "-1", "100000"])
+def test_k_outside_1_to_50_is_one_line_and_exit_2(env, openai_server, k):
+    result = ask(QUESTION, "--k", k)
+    assert result.returncode == 2
+    expected = f"error: --k must be a whole number from 1 to 50, got {k} — e.g. --k=5"
+    assert result.stderr.strip().splitlines() == [expected]
+    assert openai_server.chat_requests() == []
+
+
+def test_a_portuguese_question_is_searched_in_english(env, openai_server):
+    openai_server.answer_with(QUESTION, match=lambda r: r.is_rewrite)
+    result = ask(PT_QUESTION, "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["search_query"] == QUESTION and payload["question"] == PT_QUESTION
+    assert payload["sources"][0]["heading"] == GOLD_HEADING
+    rewrite, answer = openai_server.chat_requests()
+    assert rewrite.is_rewrite and "in Portuguese" in answer.text("system")
+
+
+def test_interactive_in_portuguese_with_a_follow_up(env, openai_server):
+    openai_server.answer_with(QUESTION, times=1, match=lambda r: r.is_rewrite)
+    openai_server.answer_with("Where are the inserted data of Milvus kept?", match=lambda r: r.is_rewrite)
+    result = ask(stdin=f"{PT_QUESTION}\nE os metadados?\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Sources:") == 2
+    kinds = [r.is_rewrite for r in openai_server.chat_requests()]
+    assert kinds == [True, False, True, False]  # one rewrite per question, the follow-up included
+    assert "User: Como os dados" in openai_server.chat_requests()[2].text("user")
+
+
+def test_without_a_key_a_foreign_question_gets_passages_and_one_note(env, monkeypatch):
+    monkeypatch.delenv("DEEPSEEK_API_KEY")
+    result = ask(PT_QUESTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[1] ")
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "Portuguese" in notes[0] and "DEEPSEEK_API_KEY" in notes[0]
+
+
+def test_bytes_that_are_not_utf8_do_not_break_a_question_or_a_session(env, openai_server):
+    argv = subprocess.run(
+        [sys.executable, str(ASK), b"how is data stored in milvus? \xff\xfe", "--no-stream"],
+        capture_output=True, timeout=120,
+    )
+    assert argv.returncode == 0, argv.stderr.decode(errors="replace")
+    assert b"Sources:" in argv.stdout
+    session = subprocess.run(
+        [sys.executable, str(ASK)],
+        input=f"{QUESTION}\n".encode() + b"caf\xe9 \xff milvus?\n" + b"What is the maximum vector dimension?\n",
+        capture_output=True, timeout=120,
+    )
+    assert session.returncode == 0, session.stderr.decode(errors="replace")
+    assert session.stdout.count(b"Sources:") == 3
+    assert b"Traceback" not in session.stderr
