@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from chains.language import detect_language, is_english, language_name
     from chains.llm import build_llm, configurable_llm, to_llm_error
     from chains.prompts import RAG_PROMPT, REWRITE_PROMPT, format_context
-    from chains.rag import build_rag_chain
+    from chains.rag import build_query_rewriter, build_rag_chain
     from chains.schemas import RagInput, RagOutput, Source, to_sources
     from chains.tracing import JsonlTracer, redact_langsmith
     from config.errors import ConfigError, LLMError, RagError
@@ -51,6 +51,7 @@ _HOMES = {
     "RAG_PROMPT": "chains.prompts",
     "REWRITE_PROMPT": "chains.prompts",
     "format_context": "chains.prompts",
+    "build_query_rewriter": "chains.rag",
     "build_rag_chain": "chains.rag",
     "to_sources": "chains.schemas",
     "RagInput": "chains.schemas",
@@ -91,6 +92,7 @@ __all__ = [
     "Settings",
     "Source",
     "build_llm",
+    "build_query_rewriter",
     "build_rag_chain",
     "build_retriever",
     "configurable_llm",

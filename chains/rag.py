@@ -126,10 +126,7 @@ def build_rag_chain(
     if retriever is None:
         retriever = _default_retriever(settings, k)
 
-    rewrite = (
-        RunnablePassthrough.assign(reply=rewrite_prompt | model | StrOutputParser()) | RunnableLambda(pick_query)
-    )
-    rewrite = with_project_errors(rewrite).with_config(run_name="rewrite_query", tags=["rewrite_query"])
+    rewrite = _rewrite(model, rewrite_prompt)
     generate = with_project_errors(prompt | model | AnswerParser())
     generate = generate.with_config(run_name="generate", tags=["generate"])
 
@@ -156,6 +153,23 @@ def build_rag_chain(
     trace = chain_trace_config(settings, k=k, retriever=retriever, llm=model)
     trace["metadata"]["query_rewrite"] = mode
     return chain.with_config(run_name="rag", **trace).with_types(input_type=RagInput, output_type=RagOutput)
+
+
+def build_query_rewriter(
+    llm: Runnable | None = None, prompt: BasePromptTemplate | None = None, *, settings: Settings | None = None
+) -> Runnable[dict[str, Any], str]:
+    """The rewrite step alone: `{"question", "chat_history"?}` → one standalone English search query (one model
+    call, plain text, no passages), or the question itself when the reply is empty or unusable. For host apps
+    that search their own way, and for measuring retrieval with the model's rewrites (scripts/evaluate.py)."""
+    model = llm if llm is not None else configurable_llm(build_llm(settings or get_settings()))
+    prompt = prompt or REWRITE_PROMPT
+    _require_variables(prompt, {"conversation", "question"}, "rewrite_prompt")
+    return RunnableLambda(prepare_input, name="prepare_input") | _rewrite(model, prompt)
+
+
+def _rewrite(model: Runnable, prompt: BasePromptTemplate) -> Runnable[dict[str, Any], str]:
+    rewrite = RunnablePassthrough.assign(reply=prompt | model | StrOutputParser()) | RunnableLambda(pick_query)
+    return with_project_errors(rewrite).with_config(run_name="rewrite_query", tags=["rewrite_query"])
 
 
 def retrieve_step(retriever: Runnable[str, list[Document]], k: int) -> Runnable[str, list[Document]]:

@@ -20,6 +20,7 @@ PUBLIC = [
     "Settings",
     "Source",
     "build_llm",
+    "build_query_rewriter",
     "build_rag_chain",
     "build_retriever",
     "configurable_llm",

@@ -167,3 +167,12 @@ def test_a_custom_rewrite_prompt_is_used(
         build_rag_chain(
             retriever, settings=settings, rewrite_prompt=ChatPromptTemplate.from_messages([("human", "{question}")])
         )
+
+
+def test_the_rewriter_alone_serves_host_apps(translating: FakeDeepSeek, settings: Settings) -> None:
+    from chains import build_query_rewriter
+
+    rewriter = build_query_rewriter(settings=settings)
+    assert rewriter.invoke({"question": PT_QUESTION}) == ENGLISH_QUERY
+    assert rewriter.invoke(PT_QUESTION) == ENGLISH_QUERY
+    assert [r.is_rewrite for r in translating.chat_requests()] == [True, True]
