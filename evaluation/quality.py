@@ -60,6 +60,12 @@ class Question:
     question: str
     gold: str
     id: str = ""
+    english: str | None = None  # dev_multilingual.jsonl: the English version, the oracle rewrite
+    query: str | None = None  # what is searched, when a rewrite gave it (else the question)
+
+    @property
+    def searched(self) -> str:
+        return self.query or self.question
 
 
 @dataclass
@@ -115,7 +121,8 @@ def load_questions(path: Path) -> list[Question]:
             isinstance(item.get(key), str) and item[key].strip() for key in ("question", "gold")
         ):
             raise ConfigError(f"{path}, line {number}: needs non-empty strings 'question' and 'gold'", fix)
-        questions.append(Question(item["question"], item["gold"], str(item.get("id", number))))
+        english = item.get("english") if isinstance(item.get("english"), str) else None
+        questions.append(Question(item["question"], item["gold"], str(item.get("id", number)), english))
     if not questions:
         raise ConfigError(f"the question set {path} has no questions", fix)
     return questions
@@ -123,7 +130,7 @@ def load_questions(path: Path) -> list[Question]:
 
 def measure(name: str, search: Search, questions: Sequence[Question], *, k: int, repeat: int = 3) -> SystemResult:
     """Rank of the first hit per question within the top k, and warm per-question latency."""
-    search(questions[0].question)  # warm: model session, collection load, first-call caches
+    search(questions[0].searched)  # warm: model session, collection load, first-call caches
     ranks: list[int | None] = []
     latencies: list[float] = []
     for q in questions:
@@ -131,7 +138,7 @@ def measure(name: str, search: Search, questions: Sequence[Question], *, k: int,
         texts: list[str] = []
         for _ in range(max(1, repeat)):
             started = time.perf_counter()
-            texts = search(q.question)
+            texts = search(q.searched)
             times.append(time.perf_counter() - started)
         latencies.append(statistics.median(times) * 1000)
         ranks.append(next((i for i, text in enumerate(texts[:k], start=1) if is_hit(q.gold, text)), None))
@@ -334,8 +341,12 @@ def run_evaluation(
     repeat: int = 3,
     data_dir: Path | None = None,
     progress: bool = False,
+    rewrite: str = "none",
 ) -> Report:
-    """Index `source` (default the settings' source; every file unless `glob`) and measure each system."""
+    """Index `source` (default the settings' source; every file unless `glob`) and measure each system.
+
+    `rewrite` decides what is searched for each question (evaluation.rewrite): `none` the question as asked,
+    `oracle` its `english` field (the upper bound of any rewrite), `model` the chain's own rewrite step."""
     from index.pipeline import ALL_FILES, run_ingest
     from index.store import release
     from loaders.sources import as_patterns
@@ -345,7 +356,9 @@ def run_evaluation(
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
         raise ConfigError(f"unknown systems {unknown or systems}", "choose from: " + ", ".join(SYSTEMS))
-    questions = load_questions(questions_file)
+    from evaluation.rewrite import rewritten
+
+    questions = rewritten(load_questions(questions_file), rewrite, settings)
     source = source or settings.source
     patterns = list(as_patterns(glob or ALL_FILES))
     results: dict[str, SystemResult] = {}

@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per question; its latency is the median")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the report (default: ./reports)")
     parser.add_argument("--data-dir", type=Path, help="Milvus Lite folder for the evaluation index")
+    parser.add_argument(
+        "--rewrite", choices=["none", "oracle", "model"], default="none",
+        help="what is searched: the question as asked (default), its 'english' field (oracle: the upper bound "
+        "for a translated set such as dev_multilingual.jsonl), or the chain's rewrite through DeepSeek (model; "
+        "needs DEEPSEEK_API_KEY)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_common_args(parser)
     return parser
@@ -66,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
         repeat=args.repeat,
         data_dir=args.data_dir,
         progress=not args.no_progress,
+        rewrite=args.rewrite,
     )
     json_path, png_path = write_report(report, args.out)
     print(f"{report.n_questions} questions, corpus {', '.join(report.glob)} of {report.source}")
