@@ -18,6 +18,7 @@ product, in its own Milvus Lite database in a temporary folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -356,9 +357,11 @@ def run_evaluation(
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
         raise ConfigError(f"unknown systems {unknown or systems}", "choose from: " + ", ".join(SYSTEMS))
-    from evaluation.rewrite import rewritten
+    from evaluation.rewrite import search_queries
 
-    questions = rewritten(load_questions(questions_file), rewrite, settings)
+    asked = load_questions(questions_file)
+    queries = search_queries(asked, rewrite, settings)
+    questions = [dataclasses.replace(q, query=query) for q, query in zip(asked, queries, strict=True)]
     source = source or settings.source
     patterns = list(as_patterns(glob or ALL_FILES))
     results: dict[str, SystemResult] = {}

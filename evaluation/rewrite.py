@@ -3,15 +3,19 @@ set (what a perfect rewrite would give: the upper bound), or the chain's own rew
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from config.errors import ConfigError
 
 if TYPE_CHECKING:
     from config.settings import Settings
-    from evaluation.quality import Question
+
+
+class Asked(Protocol):
+    id: str
+    question: str
+    english: str | None
 
 REWRITES: dict[str, str] = {
     "none": "the question as asked (the floor for questions in other languages)",
@@ -20,12 +24,12 @@ REWRITES: dict[str, str] = {
 }
 
 
-def rewritten(questions: Sequence[Question], rewrite: str, settings: Settings) -> list[Question]:
-    """The questions with `query` set to what the search sees under `rewrite`."""
+def search_queries(questions: Sequence[Asked], rewrite: str, settings: Settings) -> list[str]:
+    """What the search sees for each question under `rewrite`."""
     if rewrite not in REWRITES:
         raise ConfigError(f"unknown rewrite {rewrite!r}", "use one of: " + ", ".join(REWRITES))
     if rewrite == "none":
-        return list(questions)
+        return [q.question for q in questions]
     if rewrite == "oracle":
         missing = [q.id for q in questions if not q.english]
         if missing:
@@ -34,9 +38,8 @@ def rewritten(questions: Sequence[Question], rewrite: str, settings: Settings) -
                 f"(first: {missing[0]})",
                 "use a translated set such as ../shared/eval/dev_multilingual.jsonl, or --rewrite none",
             )
-        return [dataclasses.replace(q, query=q.english) for q in questions]
+        return [str(q.english) for q in questions]
     from chains import build_query_rewriter
 
     rewriter = build_query_rewriter(settings=settings)
-    queries = rewriter.batch([{"question": q.question} for q in questions], config={"max_concurrency": 4})
-    return [dataclasses.replace(q, query=query) for q, query in zip(questions, queries, strict=True)]
+    return rewriter.batch([{"question": q.question} for q in questions], config={"max_concurrency": 4})

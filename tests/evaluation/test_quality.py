@@ -74,3 +74,28 @@ def test_hit_rule_ignores_markup_and_wrapping_but_not_case() -> None:
 def test_missing_question_file_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--questions"):
         load_questions(tmp_path / "absent.jsonl")
+
+
+TRANSLATED = [
+    {"question": "Como os dados são armazenados no milvus?", "english": "How is data stored in milvus?",
+     "gold": "Milvus deals with two types of data"},
+    {"question": "existe uma versão do milvus para windows", "english": "is there a windows build of milvus",
+     "gold": "You can install Milvus on Windows"},
+]
+
+
+def test_oracle_rewrite_searches_the_english_version(tmp_path: Path, docs_zip: Path) -> None:
+    """--rewrite oracle measures what a perfect translation would find; --rewrite none, the question as asked."""
+    questions = tmp_path / "pt.jsonl"
+    questions.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in TRANSLATED))
+    common = ["--questions", str(questions), "--source", str(docs_zip), "--glob", "en/faq/*.md", "--modes", "dense",
+              "--repeat", "1", "--no-progress", "--data-dir", str(tmp_path / "eval-index")]
+    oracle = evaluate(*common, "--rewrite", "oracle", "--out", str(tmp_path / "oracle"))
+    assert oracle.returncode == 0, oracle.stderr
+    report = json.loads((tmp_path / "oracle" / "evaluation.json").read_text())
+    assert report["systems"]["dense"]["hit@3"] == 1.0  # the English versions find both passages
+
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"question": "q", "gold": "g"}\n')
+    refused = evaluate("--questions", str(plain), "--rewrite", "oracle", "--out", str(tmp_path / "out"))
+    assert refused.returncode == 2 and "'english' field" in refused.stderr
