@@ -241,7 +241,8 @@ def build_onnx(
         x = layer_norm(op("Add", [fed, x]), f"{p}.output.LayerNorm")
 
     if spec.pooling == "cls":
-        pooled = op("Gather", [x, const("cls_index", np.asarray(0, dtype=np.int64))], axis=1)
+        inits.append(numpy_helper.from_array(np.array(0, dtype=np.int64), "cls_index"))  # a scalar: drops the axis
+        pooled = op("Gather", [x, "cls_index"], axis=1)
     else:  # mean over the attention mask (sentence-transformers' clamp included)
         mask3 = op("Unsqueeze", [mask, axis2])
         summed = op("ReduceSum", [op("Mul", [x, mask3]), axis1], keepdims=0)
