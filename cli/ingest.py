@@ -25,6 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--glob", help="files to index, relative to the corpus root (default: RAG_GLOB, en/faq/*.md)")
     which.add_argument("--all", action="store_true", help="index every .md and .json file of the corpus")
     parser.add_argument("--rebuild", action="store_true", help="build a fresh collection and swap it in when done")
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="also delete chunks of files indexed from another --source that this source does not have "
+        "(by default they are kept and counted)",
+    )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="if the Milvus Lite index is damaged, move it aside (kept, renamed with a timestamp) and build a "
+        "fresh one; otherwise an ordinary ingest, which also restores chunks a damaged database lost",
+    )
     parser.add_argument("--collection", help="collection name (default: MILVUS_COLLECTION, my_rag_collection)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_common_args(parser)
@@ -42,9 +54,13 @@ def main(args: argparse.Namespace) -> int:
         glob=ALL_FILES if args.all else args.glob,
         rebuild=args.rebuild,
         progress=not args.no_progress,
+        prune=args.prune,
+        repair=args.repair,
     )
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
+    for note in report.notes:
+        print(note, file=sys.stderr)
     print(report.summary())
     return 0
 

@@ -60,13 +60,20 @@ class IngestReport:
     chunks_unchanged: int = 0
     seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    files_kept: int = 0  # gone from this source but indexed from another one: kept unless pruned
+    chunks_kept: int = 0
+    kept: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the user should know beyond the counts
 
     def summary(self) -> str:
-        return (
+        line = (
             f"files: {self.files_read} read, {self.files_skipped} skipped, {self.files_unchanged} unchanged | "
             f"chunks: {self.chunks_added} added, {self.chunks_updated} updated, "
             f"{self.chunks_deleted} deleted, {self.chunks_unchanged} unchanged | {self.seconds:.1f} s"
         )
+        if self.files_kept:
+            line += f" | kept {self.chunks_kept} chunks of {self.files_kept} files of another source"
+        return line
 
 
 @dataclass
@@ -143,11 +150,14 @@ def ingest(
     rebuild: bool = False,
     progress: bool = True,
     skipped: Sequence[tuple[str, str]] = (),
+    owned: Callable[[str], bool] | None = None,
 ) -> IngestReport:
     """Bring `collection` to exactly the chunks of `documents` (per-file Documents from a loader).
 
     `in_scope(source)` tells which indexed sources this run is responsible for: indexed files that are in
-    scope but absent from `documents` (and not merely unreadable this time) are deleted.
+    scope but absent from `documents` (and not merely unreadable this time) are deleted — unless `owned`
+    says they came from another corpus than this run's: those are kept and counted in `files_kept`, so that
+    pointing an ingest at another folder never empties the index by surprise.
     """
     started = time.perf_counter()
     report = IngestReport(skipped=list(skipped), files_skipped=len(skipped))
@@ -208,6 +218,11 @@ def ingest(
     skipped_sources = {path for path, _ in skipped}
     for source, indexed in state.items():
         if source not in seen and source not in skipped_sources and in_scope(source):
+            if owned is not None and not owned(source):
+                report.files_kept += 1
+                report.chunks_kept += len(indexed.all_pks)
+                report.kept.append(source)
+                continue
             report.files_removed += 1
             report.chunks_deleted += len(indexed.all_pks)
             stale.extend(sorted(indexed.all_pks))

@@ -8,12 +8,14 @@ collection opened with another model is refused instead of silently mixing vecto
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from config.errors import EmbeddingModelError, IndexLockedError, NoIndexError, StoreError
 from config.settings import Settings
+from index.health import damage_error, damage_guard, lock_holder, not_a_folder, warn_if_rows_lost
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -77,6 +79,9 @@ def open_client(settings: Settings) -> MilvusClient:
 
     if settings.uses_lite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        problem = not_a_folder(settings)
+        if problem is not None:
+            raise problem
     try:
         return MilvusClient(**connection_args(settings))
     except Exception as exc:  # pymilvus raises several unrelated types here
@@ -88,11 +93,17 @@ def _connection_error(exc: BaseException, settings: Settings) -> StoreError:
     where = display_uri(settings)
     if settings.uses_lite:
         if "lock" in text.lower() or "Open local milvus failed" in text:
+            holder = lock_holder(settings.milvus_lite_path / "LOCK")
+            who = holder.describe() if holder else "which one cannot be told from here"
+            stop = f"stop it (kill {holder.pid})" if holder and holder.pid != os.getpid() else "stop it"
             return IndexLockedError(
-                f"the index folder {where} is in use by another process (is an ingest still running?)",
-                "wait for that process to finish or stop it, then run this again; "
+                f"the index folder {where} is in use by another process ({who})",
+                f"wait for that process to finish or {stop}, then run this again; "
                 "or point RAG_DATA_DIR at another folder",
             )
+        damaged = damage_error(exc, settings)
+        if damaged is not None:
+            return damaged
         return StoreError(
             f"cannot open the Milvus Lite index at {where} ({text.splitlines()[0][:200]})",
             "check that the folder is writable, or rebuild it: python scripts/ingest.py --rebuild",
@@ -209,14 +220,16 @@ def open_vectorstore(
 ) -> Milvus:
     """langchain-milvus over the existing collection, after checking it was built with this model."""
     client = client or open_client(settings)
-    info = describe(client, settings.collection)
-    if info is None:
-        raise NoIndexError(
-            f"no index yet: collection '{settings.collection}' does not exist at {display_uri(settings)}",
-            "build it first: python scripts/ingest.py",
-        )
-    check_model(info, embedding_model, dim)
-    ensure_loaded(client, settings.collection)
+    with damage_guard(settings):
+        info = describe(client, settings.collection)
+        if info is None:
+            raise NoIndexError(
+                f"no index yet: collection '{settings.collection}' does not exist at {display_uri(settings)}",
+                "build it first: python scripts/ingest.py",
+            )
+        check_model(info, embedding_model, dim)
+        ensure_loaded(client, settings.collection)
+        warn_if_rows_lost(client, settings)
     from langchain_milvus import Milvus
 
     try:

@@ -42,6 +42,9 @@ _HTML_TAG = re.compile(r"<[^<>]+>")
 # alone can fill the embedding window. `|-|:-:|` is the same table to a markdown reader.
 _TABLE_RULE_LINE = re.compile(r"^[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*$", re.M)
 _MAX_INCLUDE_DEPTH = 4
+# The index stores `source` and `title` in 1,024-byte fields; a character takes up to 4 bytes in UTF-8.
+MAX_PATH_BYTES = 1024
+MAX_TITLE_CHARS = 250
 # Link targets and layout tags cost word pieces without telling a reader (or the embedding) anything:
 # `[MinIO](https://min.io/)` reads as "MinIO". Inline code is left alone (`<collection_name>` is content).
 _INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
@@ -166,6 +169,11 @@ class MarkdownCorpusLoader(BaseLoader):
     def _load_one(
         self, corpus: Corpus, path: str, templates: _Templates, stats: LoadStats
     ) -> Document | None:
+        special = corpus.special(path)
+        if special is not None:
+            return _skip(stats, path, special)
+        if len(path.encode()) > MAX_PATH_BYTES:
+            return _skip(stats, path, f"path longer than {MAX_PATH_BYTES} bytes (the index's `source` field)")
         size = corpus.size(path)
         if size > self.max_file_bytes:
             return _skip(
@@ -237,6 +245,9 @@ class _Templates:
         where = self._nearest(doc_path, VARIABLES_FILE)
         if where is None:
             return {}
+        if where not in self._variables and self.corpus.special(where):
+            logger.warning("%s is %s; {{var.*}} placeholders stay as they are", where, self.corpus.special(where))
+            self._variables[where] = {}
         if where not in self._variables:
             values: dict[str, Any] = {}
             try:
@@ -255,6 +266,9 @@ class _Templates:
         if where is None:
             logger.warning("%s includes {{%s}}, which is not in the corpus; left as it is", doc_path, rel)
             return None
+        if where not in self._fragments and self.corpus.special(where):
+            logger.warning("%s cannot be included (%s); left as it is", where, self.corpus.special(where))
+            self._fragments[where] = None
         if where not in self._fragments:
             text = decode_text(self.corpus.read(where))
             if isinstance(text, SkippedFile):
@@ -351,7 +365,8 @@ def markdown_to_text(text: str, path: str, templates: _Templates | None = None) 
             ),
             None,
         )
-    return body, title or _stem(path)
+    title = " ".join((title or _stem(path)).split())
+    return body, title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1] + "…"
 
 
 def _scalar(value: Any) -> str:

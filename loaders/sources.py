@@ -13,6 +13,7 @@ import http.client
 import logging
 import os
 import re
+import stat
 import sys
 import tempfile
 import urllib.error
@@ -63,6 +64,11 @@ class Corpus(ABC):
     def has(self, path: str) -> bool:
         return path in self._path_set()
 
+    def special(self, path: str) -> str | None:
+        """Why `path` is not a regular file (a FIFO, a socket, a device), or None. Reading a FIFO waits for
+        a writer forever, so such files are skipped, not read."""
+        return None
+
     def _path_set(self) -> frozenset[str]:
         cached = getattr(self, "_paths_cache", None)
         if cached is None:
@@ -103,6 +109,17 @@ class FolderCorpus(Corpus):
 
     def paths(self) -> list[str]:
         return list(self._files)
+
+    def special(self, path: str) -> str | None:
+        try:
+            mode = (self.root / path).stat().st_mode
+        except OSError:
+            return None  # size() and read() say what is wrong with it
+        if stat.S_ISREG(mode):
+            return None
+        kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"))
+        kind = next((name for test, name in kinds if test(mode)), "a block device" if stat.S_ISBLK(mode) else "")
+        return f"{kind or 'a special file'}, not a regular file"
 
     def size(self, path: str) -> int:
         try:

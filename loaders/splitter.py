@@ -12,6 +12,13 @@ Counting tokens is the hot path. With a tokenizer whose pre-tokenizer splits on 
 as `from_tokenizer` assumes) and with `len`, the length of joined pieces is the sum of the pieces'
 lengths, so each paragraph is counted once and chunks are sized by addition. Any other
 `length_function` is treated as non-additive: every chunk is measured again and split further until it fits.
+
+Hostile text is bounded too. WordPiece turns any run of more than 100 characters without whitespace or
+punctuation into one `[UNK]`, so a 70 KB base64 line measures a few tokens and would pass as one chunk,
+beyond Milvus' 65,535-byte `text` field. Every piece therefore also costs by its length (`_floor`: about
+a token per 31 characters for the default 16,000 characters and 256 tokens, while the Milvus docs' densest
+lines, padded table rows, run at 17), so no chunk exceeds `max_chars` whatever its tokens; runs without
+whitespace are cut to fit both.
 """
 
 from __future__ import annotations
@@ -35,6 +42,12 @@ _NORMALIZE = re.compile(r"[\s`*_]+")
 #: rendered as text, they match any query about their targets and crowd out the pages they point to.
 NAVIGATION_HEADINGS = re.compile(r"(what'?s next|next steps?|see also|related (topics|articles|pages|links))\W*", re.I)
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
+#: Milvus' largest VARCHAR is 65,535 bytes and a character takes up to 4 in UTF-8: no chunk is longer.
+MAX_CHUNK_CHARS = 16_000
+#: With a small window, `max_chars` is at most this many characters a token (see `_floor`).
+CHARS_PER_TOKEN = 64
+#: The heading path is stored in a 2,048-byte field (`heading`): 500 characters fit whatever the script.
+MAX_HEADING_CHARS = 500
 
 
 class Tokenizer(Protocol):
@@ -144,6 +157,7 @@ class MarkdownSplitter(TextSplitter):
         heading_separator: str = HEADING_SEPARATOR,
         skip_headings: re.Pattern[str] | None = NAVIGATION_HEADINGS,
         cache_size: int = 1 << 17,
+        max_chars: int = MAX_CHUNK_CHARS,
     ) -> None:
         overlap = max_tokens // 8 if overlap_tokens is None else overlap_tokens
         measure = length_function or len
@@ -161,6 +175,9 @@ class MarkdownSplitter(TextSplitter):
         # Blocks longer than this (in characters) are measured line by line when lengths add up, so that
         # a block too long for one chunk is not tokenized twice (once whole, once per line).
         self._line_threshold = 2 * max_tokens
+        # No chunk longer than this, whatever its tokens (see the module docstring).
+        self.max_chars = max(1, min(max_chars, max_tokens * CHARS_PER_TOKEN))
+        self._cuts: dict[tuple[str, int], list[str]] = {}
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer, max_tokens: int, **kwargs: Any) -> MarkdownSplitter:
@@ -241,12 +258,18 @@ class MarkdownSplitter(TextSplitter):
             self._base = self._measure("")
         return self._base
 
+    def _floor(self, text: str) -> int:
+        """What `text` costs by its characters alone, so that a chunk within `max_tokens` stays within
+        `max_chars`. Twice the share, rounded down: a separator costs nothing, and a piece that costs a
+        token anyway still pays at least its share of the characters."""
+        return 2 * len(text) * self.max_tokens // self.max_chars
+
     def _cost(self, text: str) -> int:
-        """`text`'s share of a chunk's length: its length without the specials."""
-        return self._measure(text) - self._specials
+        """`text`'s share of a chunk's length: its length without the specials, at least its `_floor`."""
+        return max(self._measure(text) - self._specials, self._floor(text))
 
     def _fits(self, text: str) -> bool:
-        return self._measure(text) <= self.max_tokens
+        return self._measure(text) <= self.max_tokens and len(text) <= self.max_chars
 
     # ---- chunking ------------------------------------------------------------------------------------
 
@@ -292,12 +315,15 @@ class MarkdownSplitter(TextSplitter):
     def _fit_heading(self, path: str) -> str:
         """Heading paths are short; one that would eat more than half the window is cut to its end."""
         limit = self.max_tokens // 2
-        if not path or self._cost(f"{path}\n\n") <= limit:
+        if not path or (len(path) <= MAX_HEADING_CHARS and self._cost(f"{path}\n\n") <= limit):
             return path
         words = path.split()
         while len(words) > 1 and self._cost("… " + " ".join(words) + "\n\n") > limit:
             words = words[len(words) // 4 or 1 :]
-        return "… " + " ".join(words)
+        tail = " ".join(words)[-MAX_HEADING_CHARS:]
+        while len(tail) > 1 and self._cost("… " + tail + "\n\n") > limit:  # one word without spaces
+            tail = tail[len(tail) // 4 or 1 :]
+        return "… " + tail
 
     def _split_section(self, head: str, blocks: Sequence[str | Fence]) -> list[str]:
         budget = self.max_tokens - self._specials - (self._cost(head) if head else 0)
@@ -409,7 +435,19 @@ class MarkdownSplitter(TextSplitter):
         return pieces
 
     def _cut(self, word: str, budget: int) -> list[str]:
-        """A word without spaces (a hash, a minified line) cut into the longest prefixes within `budget`."""
+        """A word without spaces (a hash, a minified line, base64) cut into the longest prefixes within
+        `budget`; cuts are remembered for the re-packing in `_balance`."""
+        key = (word, budget)
+        if key in self._cuts:
+            return self._cuts[key]
+        if len(self._cuts) >= 64:
+            self._cuts.clear()
+        most = max(1, budget * self.max_chars // self.max_tokens)  # a longer piece costs more by its floor
+        pieces = self._cut_long(word, budget, most) if len(word) > most else self._bisect(word, budget)
+        self._cuts[key] = pieces
+        return pieces
+
+    def _bisect(self, word: str, budget: int) -> list[str]:
         pieces = []
         while word:
             lo, hi = 1, len(word)
@@ -421,6 +459,38 @@ class MarkdownSplitter(TextSplitter):
                     hi = mid - 1
             pieces.append(word[:lo])
             word = word[lo:]
+        return pieces
+
+    def _cut_long(self, word: str, budget: int, most: int) -> list[str]:
+        """A run longer than a chunk can hold (a 2 MB minified line): each piece's length is found by a few
+        proportional steps from the previous one's, not by bisection (a tokenizer call is ~1 ms here), and
+        is close to the longest that fits. Pieces are measured uncached, so they do not flood the cache."""
+
+        def cost(text: str) -> int:
+            return max(self._length(text) - self._specials, self._floor(text))
+
+        pieces: list[str] = []
+        start = n = 0
+        near = budget - budget // 16
+        while start < len(word):
+            hi = min(len(word) - start, most)
+            n, best = min(hi, n or hi), 0
+            for _ in range(8):
+                c = cost(word[start : start + n])
+                if c <= budget:
+                    best = max(best, n)
+                    if n == hi or c >= near:
+                        break
+                step = max(1, n * (budget - budget // 32) // max(c, 1))
+                n = min(hi, step if step != n else n + (1 if c <= budget else -1))
+                if n < 1:
+                    break
+            if best == 0:
+                best = max(1, min(hi, n))
+                while best > 1 and cost(word[start : start + best]) > budget:
+                    best //= 2
+            pieces.append(word[start : start + best])
+            start, n = start + best, best
         return pieces
 
     def _add_framed(
