@@ -143,13 +143,13 @@ async def measure(url: str, concurrency: int, rounds: int) -> dict[str, dict[str
             started = time.perf_counter()
             r = await client.post("/api/ask", json=body)
             ok = r.status_code == 200 and len(r.json()["sources"]) == 3
-            return (time.perf_counter() - started, None) if ok else (float("nan"), None)
+            return (time.perf_counter() - started, None) if ok else failure(r.status_code, r.text)
 
         async def answer(i: int) -> tuple[float, float | None]:
             started = time.perf_counter()
             r = await client.post("/api/ask", json={"question": QUESTIONS[i % len(QUESTIONS)]})
             ok = r.status_code == 200 and "[1]" in r.json()["answer"]
-            return (time.perf_counter() - started, None) if ok else (float("nan"), None)
+            return (time.perf_counter() - started, None) if ok else failure(r.status_code, r.text)
 
         async def stream(i: int) -> tuple[float, float | None]:
             started = time.perf_counter()
@@ -162,14 +162,14 @@ async def measure(url: str, concurrency: int, rounds: int) -> dict[str, dict[str
                         first = time.perf_counter() - started
                     text += piece
             ok = r.status_code == 200 and "event: sources" in text
-            return (time.perf_counter() - started, first) if ok else (float("nan"), None)
+            return (time.perf_counter() - started, first) if ok else failure(r.status_code, text)
 
         async def chat(i: int) -> tuple[float, float | None]:
             body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}]}
             started = time.perf_counter()
             r = await client.post("/v1/chat/completions", json=body)
             ok = r.status_code == 200 and r.json()["sources"]
-            return (time.perf_counter() - started, None) if ok else (float("nan"), None)
+            return (time.perf_counter() - started, None) if ok else failure(r.status_code, r.text)
 
         kinds: dict[str, Callable[[int], Awaitable[tuple[float, float | None]]]] = {
             "retrieve-only (/api/ask retrieve_only)": retrieve,
@@ -182,18 +182,28 @@ async def measure(url: str, concurrency: int, rounds: int) -> dict[str, dict[str
         return {name: await run_kind(fn, concurrency, rounds) for name, fn in kinds.items()}
 
 
+class Failed(Exception):
+    pass
+
+
+def failure(status: int, text: str) -> tuple[float, float | None]:
+    raise Failed(f"{status}: {text[-300:]!r}")
+
+
 async def run_kind(fn: Callable[[int], Awaitable[tuple[float, float | None]]], n: int, rounds: int) -> dict[str, Any]:
     latencies: list[float] = []
     firsts: list[float] = []
     failed = 0
+    reasons: list[str] = []
     wall = 0.0
     for r in range(rounds):
         started = time.perf_counter()
         results = await asyncio.gather(*(fn(r * n + i) for i in range(n)), return_exceptions=True)
         wall += time.perf_counter() - started
         for result in results:
-            if isinstance(result, BaseException) or result[0] != result[0]:  # an exception or NaN: failed
+            if isinstance(result, BaseException):
                 failed += 1
+                reasons.append(f"{type(result).__name__}: {result}")
                 continue
             latencies.append(result[0])
             if result[1] is not None:
@@ -205,6 +215,9 @@ async def run_kind(fn: Callable[[int], Awaitable[tuple[float, float | None]]], n
         "p50_ms": 1000 * percentile(latencies, 50),
         "p95_ms": 1000 * percentile(latencies, 95),
     }
+    if reasons:
+        figures["failures"] = reasons[:5]
+        print("failed:", *reasons[:5], sep="\n  ", file=sys.stderr)
     if firsts:
         figures["first_token_p50_ms"] = 1000 * percentile(firsts, 50)
         figures["first_token_p95_ms"] = 1000 * percentile(firsts, 95)
