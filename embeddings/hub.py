@@ -137,6 +137,8 @@ def download_model(
         shutil.rmtree(staging / ".cache", ignore_errors=True)
         manifest = {"repo_id": repo_id, "revision": revision, "endpoint": endpoint, "sha256": hashes}
         write_atomic(staging / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        if entry.exists() and not (entry / MANIFEST).is_file():
+            shutil.rmtree(entry)  # not a whole download (one is only ever renamed in with its manifest)
         try:
             os.rename(staging, entry)
         except OSError:
