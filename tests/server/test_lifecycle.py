@@ -133,8 +133,9 @@ def test_a_stale_record_is_ignored(tmp_path):
 
 
 def test_no_key_gives_passages_and_says_how_to_set_it(tmp_path, own_index, model_cache_dir):
-    env = server_env(own_index, tmp_path, model_cache_dir, None)
+    env = server_env(own_index, tmp_path, model_cache_dir, None, RAG_SERVER_CORS_ORIGINS="http://app.example")
     with start_server(own_index, tmp_path, env) as server:
+        assert_cors_only_for(server, "http://app.example")
         body = server.post("/api/ask", {"question": QUESTION}).json()
         assert body["answer"] is None and body["sources"] and "DEEPSEEK_API_KEY" in body["notice"]
         response = server.post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
@@ -143,3 +144,23 @@ def test_no_key_gives_passages_and_says_how_to_set_it(tmp_path, own_index, model
             with client.stream("POST", "/api/ask", json={"question": QUESTION, "stream": True}) as r:
                 events = read_events(r)
         assert [name for name, _ in events] == ["sources"] and "notice" in events[0][1]
+
+
+def assert_cors_only_for(server, allowed: str) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    ok = httpx.options(f"{server.url}/api/ask", headers={"Origin": allowed, **preflight})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed
+    other = httpx.options(f"{server.url}/api/ask", headers={"Origin": "http://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+    answer = httpx.post(f"{server.url}/api/ask", json={"question": QUESTION, "retrieve_only": True},
+                        headers={"Origin": allowed})
+    assert answer.headers["access-control-allow-origin"] == allowed
+
+
+def test_cors_is_off_by_default(server):
+    preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
+    response = httpx.options(f"{server.url}/api/ask", headers=preflight)
+    assert "access-control-allow-origin" not in response.headers
+    response = httpx.post(f"{server.url}/api/ask", json={"question": QUESTION, "retrieve_only": True},
+                          headers={"Origin": "http://app.example", **server.headers})
+    assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
