@@ -11,7 +11,6 @@ Retries are the openai SDK's own (408/409/429/5xx, exponential backoff, `max_ret
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -23,6 +22,7 @@ from langchain_openai import ChatOpenAI, StreamChunkTimeoutError
 from pydantic import BaseModel, SecretStr
 
 from config.errors import ConfigError, LLMError
+from config.secrets import redactor
 from config.settings import Settings, get_settings
 
 KEY_FIX = "set DEEPSEEK_API_KEY (environment or .env) to a key from https://platform.deepseek.com/api_keys"
@@ -114,7 +114,6 @@ def configurable_llm(llm: Runnable) -> Runnable:
 
 
 # --- errors a user can act on ---
-_SECRETS = re.compile(r"sk-[A-Za-z0-9_-]+|\*{2,}\S*|Bearer\s+\S+", re.IGNORECASE)
 #: What the chat endpoint raises through the openai SDK (and langchain-openai's stream watchdog).
 MODEL_ERRORS: tuple[type[BaseException], ...] = (openai.APIError, StreamChunkTimeoutError)
 
@@ -322,4 +321,4 @@ def _hint(error: openai.APIStatusError) -> str:
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, str):
         return ""
-    return _SECRETS.sub("[redacted]", " ".join(message.split()))[:200]
+    return redactor(key_like=True)(" ".join(message.split()))[:200]

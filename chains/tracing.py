@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
@@ -31,6 +30,7 @@ from langchain_core.tracers.base import BaseTracer
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from config.errors import ConfigError
+from config.secrets import redactor, secret_text
 
 if TYPE_CHECKING:
     from langchain_core.tracers.schemas import Run
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REDACTED = "[redacted]"
 MASKED = "**********"
 #: The project tag every run of the chain carries, so its traces can be filtered in LangSmith.
 PROJECT_TAG = "milvus-deepseek-rag"
@@ -63,15 +62,6 @@ FIELDS = (
 _SECRET_ENV = ("DEEPSEEK_API_KEY", "MILVUS_TOKEN", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY", "OPENAI_API_KEY")
 # Values under these keys are credentials whatever they look like.
 _SECRET_KEYS = frozenset({"api_key", "openai_api_key", "deepseek_api_key", "milvus_token", "token", "password"})
-# Shorter secrets are redacted only where a whole string equals them: as substrings they would eat ordinary
-# words ("root:Milvus" holds "Milvus").
-_MIN_SUBSTRING_SECRET = 8
-# DeepSeek's 401 body echoes the key's last characters ("Your api key: ****cdef is invalid"), into the error
-# and the failed generation's response metadata; OpenAI-style APIs quote "API key provided: sk-ab***cdef".
-# Only a masked key right after "api key" is taken: `**kwargs` and markdown `***bold***` stay as they are.
-_KEY_TAIL = re.compile(r"(?i)(api[ _-]?key\b[^*\n]{0,20}?)[A-Za-z0-9_-]*\*{2,}[A-Za-z0-9_-]*")
-
-
 class JsonlTracer(BaseTracer):
     """Appends every finished trace to `path` as JSON lines, one run per line, parents before children.
 
@@ -167,20 +157,12 @@ def secret_anonymizer(secrets: Iterable[str | SecretStr | SecretBytes | None]) -
     value under a credential's key (`api_key`, `token`, ...)."""
     from langsmith.anonymizer import create_anonymizer
 
-    values = {_secret_text(s) for s in secrets}
-    values.discard("")
-    whole = frozenset(values)
-    substrings = sorted((s for s in values if len(s) >= _MIN_SUBSTRING_SECRET), key=len, reverse=True)
+    redact = redactor(secrets)
 
     def replace(text: str, path: list[str | int]) -> str:
         if path and str(path[-1]).lower() in _SECRET_KEYS:
             return MASKED
-        if text in whole:
-            return REDACTED
-        for secret in substrings:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return _KEY_TAIL.sub(rf"\1{REDACTED}", text) if "**" in text else text
+        return redact(text)
 
     return create_anonymizer(replace, max_depth=50)
 
@@ -226,18 +208,8 @@ def configured_secrets(settings: Settings | None = None) -> list[str]:
         except Exception:  # a broken setting is reported where it is used, not by the tracer
             settings = None
     if settings is not None:
-        found += [_secret_text(settings.deepseek_api_key), _secret_text(settings.milvus_token)]
+        found += [secret_text(settings.deepseek_api_key), secret_text(settings.milvus_token)]
     return [s.strip() for s in found if s and s.strip()]
-
-
-def _secret_text(secret: str | SecretStr | SecretBytes | None) -> str:
-    if secret is None:
-        return ""
-    if isinstance(secret, SecretStr):
-        return secret.get_secret_value()
-    if isinstance(secret, SecretBytes):
-        return secret.get_secret_value().decode("utf-8", "replace")
-    return str(secret)
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from config.errors import EmbeddingModelError, IndexLockedError, NoIndexError, StoreError
+from config.secrets import redactor
 from config.settings import Settings
 from index.health import damage_error, damage_guard, lock_holder, not_a_folder, warn_if_rows_lost
 
@@ -65,14 +66,6 @@ def connection_args(settings: Settings) -> dict[str, Any]:
     return args
 
 
-def _scrub(text: str, settings: Settings) -> str:
-    if settings.milvus_token is not None:
-        secret = settings.milvus_token.get_secret_value()
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 def open_client(settings: Settings) -> MilvusClient:
     """A connected client, or one clear error: folder locked, server unreachable, bad credentials."""
     from pymilvus import MilvusClient
@@ -89,7 +82,7 @@ def open_client(settings: Settings) -> MilvusClient:
 
 
 def _connection_error(exc: BaseException, settings: Settings) -> StoreError:
-    text = _scrub(f"{type(exc).__name__}: {exc}", settings)
+    text = redactor([settings.milvus_token], min_substring=1)(f"{type(exc).__name__}: {exc}")
     where = display_uri(settings)
     if settings.uses_lite:
         if "lock" in text.lower() or "Open local milvus failed" in text:
