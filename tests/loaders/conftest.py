@@ -13,23 +13,71 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.loaders.support import corrupt_copy, zip_bytes
+from tests.support.net import LocalHTTPServer, QuietHandler
 
 SLOW_SECONDS = 3.0  # the slow route's delay; tests use a timeout well below it
 
 
 @dataclass
-class DocsServer:
-    base: str
+class DocsServer(LocalHTTPServer):
+    """The routes above from memory, on the tests' shared server lifecycle (free port, watchdog)."""
+
+    docs: bytes = b""
     hits: Counter[str] = field(default_factory=Counter)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> DocsServer:
+        docs, hits, released = self.docs, self.hits, self.released
+        routes = {
+            "/docs.zip": docs,
+            "/truncated.zip": docs[: len(docs) // 2],
+            "/corrupt.zip": corrupt_copy(docs),
+            "/evil.zip": zip_bytes({"en/ok.md": b"# fine\n", "../evil.txt": b"escaped\n"}),
+            "/page.html": b"<html><body>not a zip</body></html>",
+        }
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                route = self.path.split("?", 1)[0]
+                hits[route] += 1
+                if route == "/slow.zip":
+                    released.wait(SLOW_SECONDS)
+                    route = "/docs.zip"
+                if route == "/short.zip":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(docs)))
+                    self.end_headers()
+                    self.wfile.write(docs[: len(docs) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                body = routes.get(route)
+                if body is None:
+                    self.send_error(404, "Not Found")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self._serve(Handler)
+        return self
+
+    def stop(self) -> None:
+        self.released.set()
+        super().stop()
 
     def url(self, route: str) -> str:
-        return f"{self.base}/{route.lstrip('/')}"
+        return f"{self._base_url()}/{route.lstrip('/')}"
 
 
 @pytest.fixture(scope="session")
@@ -42,58 +90,8 @@ def docs_server(docs_bytes: bytes, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     # A proxy configured in the environment must not swallow requests to the test server.
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
-    stop = threading.Event()
-    routes = {
-        "/docs.zip": docs_bytes,
-        "/truncated.zip": docs_bytes[: len(docs_bytes) // 2],
-        "/corrupt.zip": corrupt_copy(docs_bytes),
-        "/evil.zip": zip_bytes({"en/ok.md": b"# fine\n", "../evil.txt": b"escaped\n"}),
-        "/page.html": b"<html><body>not a zip</body></html>",
-    }
-    hits: Counter[str] = Counter()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            route = self.path.split("?", 1)[0]
-            hits[route] += 1
-            if route == "/slow.zip":
-                stop.wait(SLOW_SECONDS)
-                route = "/docs.zip"
-            if route == "/short.zip":
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(docs_bytes)))
-                self.end_headers()
-                self.wfile.write(docs_bytes[: len(docs_bytes) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            body = routes.get(route)
-            if body is None:
-                self.send_error(404, "Not Found")
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/zip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            try:
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield DocsServer(f"http://127.0.0.1:{server.server_address[1]}", hits)
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with DocsServer(docs=docs_bytes) as server:
+        yield server
 
 
 @pytest.fixture
