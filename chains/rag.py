@@ -93,7 +93,6 @@ def build_rag_chain(
     prompt: BasePromptTemplate | None = None,
     rewrite_prompt: BasePromptTemplate | None = None,
     query_rewrite: RewriteMode | None = None,
-    condense_prompt: BasePromptTemplate | None = None,
 ) -> Runnable[RagInput, RagOutput]:
     """The question-answering chain over the Milvus docs.
 
@@ -108,7 +107,7 @@ def build_rag_chain(
     `retriever` may be any runnable str → list[Document]; a passage's score is read from
     `doc.metadata["score"]`. `prompt` needs the variables `context` and `question` (it may use
     `search_query` and `answer_language`); `rewrite_prompt` needs `conversation` and `question` and must make
-    the model reply with the query alone (`condense_prompt` is its former name). Model failures raise
+    the model reply with the query alone. Model failures raise
     `config.errors.LLMError` (one line: problem and fix), the openai error chained.
     """
     settings = settings or get_settings()
@@ -116,10 +115,8 @@ def build_rag_chain(
     mode = query_rewrite or settings.query_rewrite
     if mode not in REWRITE_MODES:
         raise ConfigError(f"unknown query rewrite mode {mode!r}", "use one of: " + ", ".join(REWRITE_MODES))
-    if condense_prompt is not None and rewrite_prompt is not None:
-        raise ConfigError("both rewrite_prompt and condense_prompt are given", "pass rewrite_prompt only")
     prompt = prompt or RAG_PROMPT
-    rewrite_prompt = rewrite_prompt or condense_prompt or REWRITE_PROMPT
+    rewrite_prompt = rewrite_prompt or REWRITE_PROMPT
     _require_variables(prompt, {"context", "question"}, "prompt")
     _require_variables(rewrite_prompt, {"conversation", "question"}, "rewrite_prompt")
     model = configurable_llm(llm if llm is not None else build_llm(settings))

@@ -3,7 +3,7 @@
 python examples/chat_history.py "How is data stored in milvus?" "And where is the metadata kept?"
 
 The chain takes `chat_history` beside `question`; with history it first rewrites a follow-up into a standalone
-question (the `condense_question` step), so retrieval finds the right passages for "and where is ... kept?".
+question (the `rewrite_query` step), so retrieval finds the right passages for "and where is ... kept?".
 Histories here live in memory, keyed by session id; an app would use a persistent `BaseChatMessageHistory`.
 
 langchain-core 1.x marks `RunnableWithMessageHistory` and `InMemoryChatMessageHistory` deprecated in favour
