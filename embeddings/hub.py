@@ -24,6 +24,7 @@ from typing import Any
 
 from config.errors import EmbeddingModelError, RagError
 from embeddings.checksums import STALE_SECONDS, read_json, remembered_sha256, sha256_file, write_atomic
+from embeddings.models import ModelNameError
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def probe(
     fix: str,
     setting: str = "RAG_EMBEDDING",
     example: str = "BAAI/bge-small-en-v1.5",
-    not_found: type[RagError] = EmbeddingModelError,
+    not_found: type[RagError] = ModelNameError,
 ) -> None:
     """One short request that tells an unknown model, an unknown revision and an unreachable Hub apart, each
     as one line (`fix` for an unreachable Hub; `not_found` is the error class for a name that does not exist)."""
@@ -180,7 +181,7 @@ def _probe(
     *,
     setting: str = "RAG_EMBEDDING",
     example: str = "BAAI/bge-small-en-v1.5",
-    not_found: type[RagError] = EmbeddingModelError,
+    not_found: type[RagError] = ModelNameError,
 ) -> None:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import (
@@ -253,7 +254,7 @@ def _fetch(
         )
     except EntryNotFoundError:
         if required:
-            raise EmbeddingModelError(
+            raise ModelNameError(
                 f"{repo_id} has no {name}: it is not a sentence-embedding model this project can run",
                 "pick a sentence-transformers model (e.g. RAG_EMBEDDING=BAAI/bge-small-en-v1.5)",
             ) from None

@@ -26,6 +26,13 @@ from embeddings.model_files import (
 
 Pooling = Literal["mean", "cls"]
 
+
+class ModelNameError(EmbeddingModelError):
+    """RAG_EMBEDDING names a model, revision or folder that does not exist: bad input, so CLIs exit 2."""
+
+    exit_code = 2
+
+
 #: What the onnxruntime path needs from a model folder.
 CORE_FILES = ("config.json", "tokenizer.json", "model.safetensors")
 #: sentence-transformers' description of the model, taken when present.

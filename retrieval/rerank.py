@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: pymilvus-model rerank functions that run a model on this machine -> (the module they need, its extra).
 LOCAL_FUNCTIONS: dict[str, tuple[str, str]] = {
     "CrossEncoderRerankFunction": ("sentence_transformers", "pip install -e '.[hub]'"),
-    "BGERerankFunction": ("FlagEmbedding", "pip install FlagEmbedding peft"),
+    "BGERerankFunction": ("FlagEmbedding", "pip install -e '.[hub]' FlagEmbedding peft"),
 }
 DEFAULT_FUNCTION = "CrossEncoderRerankFunction"
 _ALIASES = {
@@ -72,8 +72,9 @@ def load_reranker(text: str, *, progress: bool = True) -> Any:
     """
     name, model = parse_reranker(text)
     module, install = LOCAL_FUNCTIONS[name]
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"RAG_RERANKER uses {name}, which needs the {module} package", install)
+    for needed in ("pymilvus.model", module):
+        if not _installed(needed):
+            raise ConfigError(f"RAG_RERANKER uses {name}, which needs the {needed} package", install)
     folder = Path(model).expanduser()
     if not folder.exists():
         if any(model.startswith(p) for p in (".", "/", "~")) or model.count("/") != 1:
@@ -102,6 +103,13 @@ def load_reranker(text: str, *, progress: bool = True) -> Any:
             f"{name} cannot load the reranker model {model!r} ({type(exc).__name__}: {reason})",
             f"check RAG_RERANKER ({_EXAMPLE}), or unset it",
         ) from exc
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def _in_hf_cache(model: str) -> bool:

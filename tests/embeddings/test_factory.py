@@ -26,7 +26,7 @@ def test_minilm_is_the_onnx_function(model_cache_dir: Path) -> None:
 def test_unknown_name_lists_the_valid_ones(model_cache_dir: Path) -> None:
     with pytest.raises(EmbeddingModelError) as err:
         load_embedding_function("bge-m3", cache_dir=model_cache_dir)
-    assert "'bge-m3'" in str(err.value)
+    assert "'bge-m3'" in str(err.value) and err.value.exit_code == 2
     assert "RAG_EMBEDDING" in err.value.fix and "minilm" in err.value.fix
     assert "BAAI/bge-small-en-v1.5" in err.value.fix  # what a model id looks like
 

