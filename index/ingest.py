@@ -52,6 +52,7 @@ class IngestReport:
     files_read: int = 0
     files_skipped: int = 0
     files_unchanged: int = 0
+    files_empty: int = 0  # nothing to index (headings only, or blank), now or before: neither new nor unchanged
     files_changed: int = 0
     files_removed: int = 0
     chunks_added: int = 0
@@ -67,7 +68,8 @@ class IngestReport:
 
     def summary(self) -> str:
         line = (
-            f"files: {self.files_read} read, {self.files_skipped} skipped, {self.files_unchanged} unchanged | "
+            f"files: {self.files_read} read, {self.files_skipped} skipped, {self.files_unchanged} unchanged, "
+            f"{self.files_empty} empty | "
             f"chunks: {self.chunks_added} added, {self.chunks_updated} updated, "
             f"{self.chunks_deleted} deleted, {self.chunks_unchanged} unchanged | {self.seconds:.1f} s"
         )
@@ -203,7 +205,7 @@ def ingest(
         file_chunks = by_source.get(source, [])
         old = state[source].all_pks if source in state else set()
         if not file_chunks and not old:
-            report.files_unchanged += 1  # nothing but headings: nothing to index, now or before
+            report.files_empty += 1
             continue
         ids = {c.id for c in file_chunks}
         new_chunks.extend(c for c in file_chunks if c.id not in old)

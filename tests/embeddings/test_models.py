@@ -113,3 +113,29 @@ def test_a_model_of_another_dimension_is_refused_and_the_index_kept(tiny_e5_like
         assert info is not None and (info.embedding_model, info.dim) == (MINILM_MODEL_ID, 384)
     finally:
         release(settings, client)
+
+
+def test_a_hub_model_by_id_is_downloaded_checked_and_run(
+    tiny_e5_like: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.hf_server import FakeHub, repo_from_folder
+
+    cache = tmp_path / "cache"
+    by_folder = load_embedding_function(str(tiny_e5_like), cache_dir=cache)
+    with FakeHub({"acme/tiny-e5-like": repo_from_folder(tiny_e5_like)}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        by_id = load_embedding_function("acme/tiny-e5-like", cache_dir=cache)
+        np.testing.assert_allclose(
+            np.stack(by_id.encode_queries(QUERIES)), np.stack(by_folder.encode_queries(QUERIES)), atol=1e-6
+        )
+        assert by_id.dim == 32 and by_id.model_id.startswith("tiny-e5-like@")
+
+        # Weights that do not match the sha256 the Hub states for them are refused, and nothing is cached.
+        hub.faults.corrupt.add("model.safetensors")
+        with pytest.raises(EmbeddingModelError, match="refusing model.safetensors"):
+            load_embedding_function("acme/tiny-e5-like", cache_dir=tmp_path / "other", revision="main")
+        assert not list((tmp_path / "other").rglob("model.safetensors"))
+
+        with pytest.raises(EmbeddingModelError) as err:
+            load_embedding_function("acme/tiny-e5-like", cache_dir=cache, revision="no-such-branch")
+        assert "no revision 'no-such-branch'" in str(err.value) and err.value.exit_code == 2

@@ -65,18 +65,21 @@ def extract_faq(zip_path: Path, dest: Path, extra: int = 0) -> Path:
     return dest
 
 
-def test_faq_ingest_then_search_finds_where_data_is_stored(docs_zip):
-    first = ingest_cli("--source", str(docs_zip))
+def test_faq_ingest_then_search_finds_where_data_is_stored(docs_zip, tmp_path):
+    corpus = extract_faq(docs_zip, tmp_path / "corpus")
+    (corpus / "en" / "faq" / "headings_only.md").write_text("# Coming soon\n\n## Nothing here yet\n")
+    first = ingest_cli("--source", str(corpus))
     assert first.returncode == 0, first.stderr
     numbers = summary_numbers(first.stdout)
-    assert numbers["files read"] == 4 and numbers["chunks added"] > 20
+    assert numbers["files read"] == 5 and numbers["chunks added"] > 20
+    assert (numbers["files unchanged"], numbers["files empty"]) == (0, 1)  # a fresh index has nothing unchanged
     assert any(GOLD in text for text in search("How is data stored in milvus?"))
 
-    again = ingest_cli("--source", str(docs_zip))
+    again = ingest_cli("--source", str(corpus))
     assert again.returncode == 0, again.stderr
     numbers = summary_numbers(again.stdout)
     assert (numbers["chunks added"], numbers["chunks updated"], numbers["chunks deleted"]) == (0, 0, 0)
-    assert numbers["files unchanged"] == 4
+    assert (numbers["files unchanged"], numbers["files empty"]) == (4, 1)
 
 
 def test_editing_and_deleting_files_touches_only_their_chunks(docs_zip, tmp_path):

@@ -100,6 +100,12 @@ class FakeHub(LocalHTTPServer):
 
 def _handler(hub: FakeHub) -> type[QuietHandler]:
     class Handler(QuietHandler):
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # a client that hung up on a kept-alive connection (or was killed mid-download)
+
         def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
             self._answer(body=False)
 
