@@ -64,7 +64,7 @@ def parse_reranker(text: str) -> tuple[str, str]:
     return name, model
 
 
-def load_reranker(text: str, *, progress: bool = True) -> Any:
+def load_reranker(text: str) -> Any:
     """The pymilvus-model rerank function `RAG_RERANKER` names, loaded now so a bad name fails before a search.
 
     A Hub model is probed first (one short request) so that an unknown id or an unreachable Hub is one clear
