@@ -23,10 +23,11 @@ if TYPE_CHECKING:
         MINILM_MODEL_ID,
         MiniLMOnnxEmbeddingFunction,
         OnnxSentenceEmbeddingFunction,
+        count_tokens,
         minilm_folder,
         verify_minilm_weights,
     )
-    from embeddings.model_files import MINILM_DIM, MINILM_MAX_TOKENS, count_tokens, minilm_dir
+    from embeddings.model_files import MINILM_DIM, MINILM_MAX_TOKENS, minilm_dir
     from embeddings.models import KNOWN_MODELS, ModelSpec
 
 _WHERE = {
@@ -46,7 +47,7 @@ _WHERE = {
     "resolve_model": "factory",
     "MINILM_DIM": "model_files",
     "MINILM_MAX_TOKENS": "model_files",
-    "count_tokens": "model_files",
+    "count_tokens": "minilm",
     "minilm_dir": "model_files",
 }
 

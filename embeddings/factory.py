@@ -161,11 +161,12 @@ def token_window(settings: Settings) -> tuple[Tokenizer, int]:
 
 @lru_cache(maxsize=8)
 def _token_window(name: str, cache_dir: Path, revision: str | None) -> tuple[Tokenizer, int]:
+    from embeddings.minilm import minilm_tokenizer
     from embeddings.model_files import MINILM_MAX_TOKENS, load_tokenizer
 
     model = resolve_model(name, cache_dir=cache_dir, revision=revision)
     if model.kind == "default" or model.folder is None or not (model.folder / "tokenizer.json").is_file():
-        return load_tokenizer(), MINILM_MAX_TOKENS
+        return minilm_tokenizer(cache_dir), MINILM_MAX_TOKENS
     tokenizer = load_tokenizer(model.folder)
     window = model.spec.max_tokens
     if window is None:  # sentence-transformers models outside the table: read as the ONNX path would

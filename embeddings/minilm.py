@@ -38,6 +38,7 @@ from embeddings.models import CORE_FILES, MINILM, ModelSpec
 if TYPE_CHECKING:
     import onnx
     import onnxruntime
+    from tokenizers import Tokenizer
 
 MINILM_MODEL_ID = f"all-MiniLM-L6-v2@{MINILM_SAFETENSORS_SHA256[:8]}"
 ONNX_FILE = "model.onnx"
@@ -56,6 +57,20 @@ def minilm_cache_folder(cache_dir: Path) -> Path:
 
 def onnx_cache_folder(cache_dir: Path, spec: ModelSpec, weights_sha256: str) -> Path:
     return Path(cache_dir) / "models" / f"{spec.label}-{weights_sha256[:12]}"
+
+
+def minilm_tokenizer(cache_dir: Path | None = None) -> Tokenizer:
+    """MiniLM's tokenizer, from wherever `minilm_folder` finds the model (default cache: RAG_CACHE_DIR)."""
+    if cache_dir is None:
+        from config.settings import get_settings
+
+        cache_dir = get_settings().cache_dir
+    return load_tokenizer(minilm_folder(cache_dir))
+
+
+def count_tokens(text: str) -> int:
+    """Word pieces MiniLM sees for `text`, [CLS] and [SEP] included."""
+    return len(minilm_tokenizer().encode(text).ids)
 
 
 def minilm_folder(cache_dir: Path, *, progress: bool = True) -> Path:

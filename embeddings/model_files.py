@@ -58,21 +58,11 @@ def minilm_dir() -> Path:
 
 
 @lru_cache(maxsize=4)
-def load_tokenizer(folder: Path | None = None) -> Tokenizer:
-    """The model's own tokenizer, without truncation or padding (callers decide both); by default MiniLM's."""
+def load_tokenizer(folder: Path) -> Tokenizer:
+    """A model folder's own tokenizer, without truncation or padding (callers decide both)."""
     from tokenizers import Tokenizer
 
-    if folder is None:
-        from config.settings import get_settings
-        from embeddings.minilm import minilm_folder
-
-        folder = minilm_folder(get_settings().cache_dir)
     tok = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
     return tok
-
-
-def count_tokens(text: str) -> int:
-    """Word pieces the model sees for `text`, [CLS] and [SEP] included."""
-    return len(load_tokenizer().encode(text).ids)

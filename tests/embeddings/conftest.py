@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from embeddings.factory import load_embedding_function
-from embeddings.minilm import MiniLMOnnxEmbeddingFunction
-from embeddings.model_files import MINILM_MAX_TOKENS, count_tokens
+from embeddings.minilm import MiniLMOnnxEmbeddingFunction, count_tokens
+from embeddings.model_files import MINILM_MAX_TOKENS
 
 
 @pytest.fixture(scope="session")

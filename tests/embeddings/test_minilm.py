@@ -19,9 +19,10 @@ from embeddings.minilm import (
     MINILM_MODEL_ID,
     ONNX_FILE,
     MiniLMOnnxEmbeddingFunction,
+    count_tokens,
     minilm_cache_folder,
 )
-from embeddings.model_files import MINILM_DIM, MINILM_MAX_TOKENS, count_tokens, minilm_dir
+from embeddings.model_files import MINILM_DIM, MINILM_MAX_TOKENS, minilm_dir
 
 REPO = Path(__file__).resolve().parents[3]
 

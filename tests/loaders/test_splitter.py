@@ -9,7 +9,8 @@ import pytest
 from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
-from embeddings.model_files import MINILM_MAX_TOKENS, count_tokens, load_tokenizer
+from embeddings.minilm import count_tokens, minilm_tokenizer
+from embeddings.model_files import MINILM_MAX_TOKENS
 from loaders.markdown import MarkdownCorpusLoader
 from loaders.mdsyntax import heading
 from loaders.sources import ALL_GLOB
@@ -27,7 +28,7 @@ def load(docs_zip: Path, glob: str) -> list[Document]:
 
 def minilm(max_tokens: int = MINILM_MAX_TOKENS, **kwargs: object) -> MarkdownSplitter:
     """The splitter as the ingest builds it: MiniLM's own tokenizer and window."""
-    return MarkdownSplitter.from_tokenizer(load_tokenizer(), max_tokens, **kwargs)
+    return MarkdownSplitter.from_tokenizer(minilm_tokenizer(), max_tokens, **kwargs)
 
 
 @pytest.fixture(scope="module")
