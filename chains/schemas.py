@@ -33,6 +33,7 @@ class Source(TypedDict):
     source: str
     heading: str
     score: float | None
+    stage: NotRequired[str]
     text: str
 
 
@@ -50,13 +51,14 @@ def to_sources(docs: Sequence[Document]) -> list[Source]:
     sources: list[Source] = []
     for n, doc in enumerate(docs, start=1):
         score = doc.metadata.get("score")
-        sources.append(
-            Source(
-                n=n,
-                source=str(doc.metadata.get("source", "")),
-                heading=str(doc.metadata.get("heading") or doc.metadata.get("title") or ""),
-                score=float(score) if score is not None else None,
-                text=doc.page_content,
-            )
+        source = Source(
+            n=n,
+            source=str(doc.metadata.get("source", "")),
+            heading=str(doc.metadata.get("heading") or doc.metadata.get("title") or ""),
+            score=float(score) if score is not None else None,
+            text=doc.page_content,
         )
+        if doc.metadata.get("score_stage"):
+            source["stage"] = str(doc.metadata["score_stage"])  # which step scored it: dense, hybrid or rerank
+        sources.append(source)
     return sources

@@ -243,6 +243,8 @@ def chain_trace_config(settings: Settings, *, k: int, retriever: Any, llm: Any) 
         metadata["embedding_model"] = _embedding_name(embeddings) or settings.embedding
         if isinstance(getattr(retriever, "filter", None), str):
             metadata["filter"] = retriever.filter
+        if getattr(retriever, "reranker", None) is not None:
+            metadata["reranker"] = settings.reranker or type(retriever.reranker).__name__
     tags = [PROJECT_TAG]
     if "retrieval_mode" in metadata:
         tags.append(f"retrieval:{metadata['retrieval_mode']}")

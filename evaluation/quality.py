@@ -31,19 +31,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config.errors import ConfigError
+from config.settings import MODES
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("baseline", "dense", "hybrid")
+SYSTEMS = ("baseline", *MODES)
 LABELS = {"baseline": 'seed ("# " split, dense)', "dense": "dense", "hybrid": "hybrid"}
 
 HIT_RULE = (
     "a retrieved chunk contains the gold span, both with [ ] ` * removed and whitespace collapsed; case-sensitive"
 )
-SEED_COLLECTION = "seed_collection"
 _MARKUP = re.compile(r"[\[\]`*]")
 _SPACE = re.compile(r"\s+")
 
@@ -146,11 +146,12 @@ def measure(name: str, search: Search, questions: Sequence[Question], *, k: int,
     n = len(questions)
     hits = {f"hit@{c}": sum(1 for r in ranks if r is not None and r <= c) / n for c in cutoffs(k)}
     mrr = sum(1 / r for r in ranks if r is not None) / n
-    return SystemResult(name, k, hits, mrr, _percentile(latencies, 50), _percentile(latencies, 95), ranks)
+    return SystemResult(name, k, hits, mrr, percentile(latencies, 50), percentile(latencies, 95), ranks)
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default): the one p50/p95 of every figure the README
+    shows, from this harness and from scripts/benchmark.py alike."""
     ordered = sorted(values)
     if len(ordered) == 1:
         return ordered[0]
@@ -198,27 +199,9 @@ def project_search(settings: Settings, store: Any, mode: str, k: int) -> tuple[S
     return search, lambda: served[0]
 
 
-def seed_texts(settings: Settings, source: str, patterns: Sequence[str]) -> list[str]:
-    """The seed's chunks of the same files the project indexes: raw text split on "# "."""
-    from loaders.markdown import decode_text
-    from loaders.sources import open_corpus, select
-
-    corpus = open_corpus(
-        source, cache_dir=settings.cache_dir, download_timeout=settings.download_timeout, progress=False
-    )
-    texts: list[str] = []
-    try:
-        for path in select(corpus, patterns):
-            text = decode_text(corpus.read(path))
-            if isinstance(text, str):
-                texts.extend(text.split("# "))
-    finally:
-        corpus.close()
-    return texts
-
-
 class SeedBaseline:
-    """The seed's index in a temporary Milvus Lite database; a context manager that removes it."""
+    """The seed's index (`evaluation.seed_pipeline`: its chunks and collection) embedded with the project's model
+    runtime, in a temporary Milvus Lite database; a context manager that removes it."""
 
     def __init__(self, settings: Settings, source: str, patterns: Sequence[str], *, progress: bool = False) -> None:
         self.settings = settings
@@ -231,33 +214,28 @@ class SeedBaseline:
         from pymilvus import MilvusClient
 
         from embeddings import build_embeddings
+        from evaluation import seed_pipeline
 
         self._tmp = tempfile.TemporaryDirectory(prefix="seed-baseline-")
         self.db = str(Path(self._tmp.name) / "milvus.db")
-        texts = seed_texts(self.settings, self.source, self.patterns)
-        self.embeddings = build_embeddings(self.settings, show_progress=self.progress)
-        vectors = self.embeddings.embed_documents(texts)
-        self.client = MilvusClient(uri=self.db)
-        self.client.create_collection(
-            SEED_COLLECTION, dimension=len(vectors[0]), metric_type="IP", consistency_level="Strong"
+        texts, _ = seed_pipeline.seed_texts(
+            self.source,
+            self.patterns,
+            cache_dir=self.settings.cache_dir,
+            download_timeout=self.settings.download_timeout,
         )
-        rows = [{"id": i, "vector": v, "text": t} for i, (t, v) in enumerate(zip(texts, vectors, strict=True))]
-        for start in range(0, len(rows), 1000):
-            self.client.insert(SEED_COLLECTION, rows[start : start + 1000])
-        self.client.flush(SEED_COLLECTION)
+        self.embeddings = build_embeddings(self.settings, show_progress=self.progress)
+        self.client = MilvusClient(uri=self.db)
+        seed_pipeline.create_index(self.client, texts, self.embeddings.embed_documents(texts))
+        self.client.flush(seed_pipeline.COLLECTION)
         self.chunks = len(texts)
         return self
 
     def search_function(self, k: int) -> Search:
+        from evaluation import seed_pipeline
+
         def search(question: str) -> list[str]:
-            hits = self.client.search(
-                SEED_COLLECTION,
-                data=[self.embeddings.embed_query(question)],
-                limit=k,
-                search_params={"metric_type": "IP"},
-                output_fields=["text"],
-            )
-            return [hit["entity"]["text"] for hit in hits[0]]
+            return seed_pipeline.search_index(self.client, self.embeddings.embed_query(question), k)
 
         return search
 
@@ -348,9 +326,9 @@ def run_evaluation(
 
     `rewrite` decides what is searched for each question (evaluation.rewrite): `none` the question as asked,
     `oracle` its `english` field (the upper bound of any rewrite), `model` the chain's own rewrite step."""
-    from index.pipeline import ALL_FILES, run_ingest
+    from index.pipeline import run_ingest
     from index.store import release
-    from loaders.sources import as_patterns
+    from loaders.sources import ALL_GLOB, as_patterns
 
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}", "pass --k 5")
@@ -363,7 +341,7 @@ def run_evaluation(
     queries = search_queries(asked, rewrite, settings)
     questions = [dataclasses.replace(q, query=query) for q, query in zip(asked, queries, strict=True)]
     source = source or settings.source
-    patterns = list(as_patterns(glob or ALL_FILES))
+    patterns = list(as_patterns(glob or ALL_GLOB))
     results: dict[str, SystemResult] = {}
     index: dict[str, Any] = {}
     project = [s for s in systems if s != "baseline"]
@@ -384,6 +362,8 @@ def run_evaluation(
                 result.served_mode, result.chunks = served(), chunks
                 if mode == "hybrid" and result.served_mode == "hybrid":
                     result.label = hybrid_label(target.hybrid_weight_pair)
+                if target.reranker:
+                    result.label = f"{result.label or mode} + rerank {target.reranker}"
                 results[mode] = result
         finally:
             release(target, store.client)

@@ -254,7 +254,8 @@ def test_input_and_output_schemas(rag_chain: Runnable) -> None:
     outputs = rag_chain.output_schema.model_json_schema()
     source = outputs["$defs"]["Source"]
     assert set(outputs["$defs"]["RagOutput"]["properties"]) == {"answer", "sources", "search_query"}
-    assert set(source["properties"]) == {"n", "source", "heading", "score", "text"}
+    assert set(source["properties"]) == {"n", "source", "heading", "score", "stage", "text"}
+    assert set(source["required"]) == {"n", "source", "heading", "score", "text"}  # stage: when a step said
 
 
 @pytest.mark.parametrize("bad", [{}, {"question": "   "}, {"question": 42}, ["not", "a", "dict"]])
@@ -349,3 +350,13 @@ def test_k_reaches_the_projects_milvus_retriever(openai_server: FakeDeepSeek, se
     assert len(five) == 5 and all(isinstance(s["score"], float) for s in five)
     four = asyncio.run(rag.ainvoke({"question": STORAGE}, config={"configurable": {"k": 4}}))["sources"]
     assert len(four) == 4
+
+
+def test_sources_say_which_step_scored_them(openai_server: FakeDeepSeek, settings: Settings) -> None:
+    """The project's retriever marks each passage's score with its stage (dense, hybrid, rerank); --json shows it."""
+    from retrieval.retriever import build_retriever
+
+    store = InMemoryVectorStore(DeterministicFakeEmbedding(size=32))
+    store.add_documents(DOCS)
+    rag = build_rag_chain(build_retriever(settings, k=2, mode="dense", store=store), settings=settings)
+    assert [s.get("stage") for s in rag.invoke({"question": STORAGE})["sources"]] == ["dense", "dense"]
