@@ -45,13 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from config.settings import get_settings
-    from index.pipeline import ALL_FILES, run_ingest
+    from index.pipeline import run_ingest
+    from loaders.sources import ALL_GLOB
 
     settings = get_settings(collection=args.collection)
     report = run_ingest(
         settings,
         source=args.source,
-        glob=ALL_FILES if args.all else args.glob,
+        glob=ALL_GLOB if args.all else args.glob,
         rebuild=args.rebuild,
         progress=not args.no_progress,
         prune=args.prune,

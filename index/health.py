@@ -72,7 +72,9 @@ class IngestRecord:
         parts = ["python scripts/ingest.py"]
         if self.source:
             parts.append(f"--source {_quote(self.source)}")
-        if tuple(self.glob) == ("**/*.md", "**/*.json"):  # index.pipeline.ALL_FILES
+        from loaders.sources import ALL_GLOB
+
+        if tuple(self.glob) == (ALL_GLOB,):
             parts.append("--all")
         elif self.glob:
             parts.append(f"--glob {_quote(self.glob[0])}")

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALL_FILES = ("**/*.md", "**/*.json")
 # Bump when loading or splitting changes what a file turns into, so that every file is indexed again.
 PIPELINE_VERSION = "2"
 

@@ -290,51 +290,6 @@ def _non_empty(corpus: ZipCorpus) -> ZipCorpus:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _expand_braces(pattern: str) -> list[str]:
-    m = re.search(r"\{([^{}]*)\}", pattern)
-    if not m:
-        return [pattern]
-    head, tail = pattern[: m.start()], pattern[m.end() :]
-    return [p for alt in m.group(1).split(",") for p in _expand_braces(head + alt + tail)]
-
-
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """`*` and `?` stay within one folder, `**/` spans any number of folders (none too), `{a,b}` picks."""
-    alternatives = []
-    for pat in _expand_braces(pattern.strip().lstrip("/")):
-        out, i, n = [], 0, len(pat)
-        while i < n:
-            c = pat[i]
-            if pat.startswith("**/", i):
-                out.append("(?:[^/]*/)*")
-                i += 3
-            elif pat.startswith("**", i):
-                out.append(".*")
-                i += 2
-            elif c == "*":
-                out.append("[^/]*")
-                i += 1
-            elif c == "?":
-                out.append("[^/]")
-                i += 1
-            elif c == "[":
-                j = pat.find("]", i + 2 if pat[i + 1 : i + 2] in ("!", "]") else i + 1)
-                if j == -1:
-                    out.append(re.escape(c))
-                    i += 1
-                else:
-                    body = pat[i + 1 : j]
-                    if body.startswith("!"):
-                        body = "^" + body[1:]
-                    out.append(f"[{body.replace(chr(92), chr(92) * 2)}]")
-                    i = j + 1
-            else:
-                out.append(re.escape(c))
-                i += 1
-        alternatives.append("".join(out))
-    return re.compile("(?:" + "|".join(alternatives) + r")\Z")
-
-
 def as_patterns(glob: str | Sequence[str]) -> tuple[str, ...]:
     patterns = (glob,) if isinstance(glob, str) else tuple(glob)
     patterns = tuple(p for p in (p.strip() for p in patterns) if p)
@@ -344,9 +299,17 @@ def as_patterns(glob: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def match_paths(paths: Iterable[str], glob: str | Sequence[str]) -> list[str]:
-    """The paths matching any of the globs, in their original order."""
-    regexes = [glob_to_regex(p) for p in as_patterns(glob)]
-    return [p for p in paths if any(r.match(p) for r in regexes)]
+    """The paths matching any of the globs, in their original order. A leading `/` means the corpus root.
+
+    wcmatch: `*` and `?` stay within one folder, `**/` spans any number of folders (none too), `{a,b}` picks,
+    `[...]` is a character class; POSIX separators on every OS, and dot-files match too (the corpora leave
+    them out themselves).
+    """
+    from wcmatch import glob as wcglob
+
+    flags = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.DOTGLOB | wcglob.FORCEUNIX
+    matcher = wcglob.compile([p.lstrip("/") for p in as_patterns(glob)], flags=flags)
+    return [p for p in paths if matcher.match(p)]
 
 
 def select(corpus: Corpus, glob: str | Sequence[str]) -> list[str]:

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from cli.common import add_common_args, run
+from evaluation.quality import SYSTEMS
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_QUESTIONS = REPO.parent / "shared" / "eval" / "dev.jsonl"
 DEFAULT_OUT = REPO / "reports"
-SYSTEMS = ("baseline", "dense", "hybrid")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -99,3 +99,25 @@ def test_oracle_rewrite_searches_the_english_version(tmp_path: Path, docs_zip: P
     plain.write_text('{"question": "q", "gold": "g"}\n')
     refused = evaluate("--questions", str(plain), "--rewrite", "oracle", "--out", str(tmp_path / "out"))
     assert refused.returncode == 2 and "'english' field" in refused.stderr
+
+
+def test_the_seed_chunks_the_files_the_project_would_pick(tmp_path: Path) -> None:
+    """Benchmark and evaluation share one seed: `*` stays in its folder, binary files are left out, '# ' splits."""
+    from evaluation.seed_pipeline import seed_texts
+
+    (tmp_path / "en" / "faq" / "deep").mkdir(parents=True)
+    (tmp_path / "en" / "faq" / "a.md").write_text("# A\n\nintro\n## Two\n\nmore\n")
+    (tmp_path / "en" / "faq" / "deep" / "b.md").write_text("# B\n\nnot picked by en/faq/*.md\n")
+    (tmp_path / "en" / "faq" / "c.md").write_bytes(b"# C\x00binary")
+    texts, size = seed_texts(tmp_path, "en/faq/*.md")
+    assert texts == ["", "A\n\nintro\n#", "Two\n\nmore\n"]
+    assert size == len("# A\n\nintro\n## Two\n\nmore\n")
+
+
+def test_one_percentile_rule_for_every_latency_figure() -> None:
+    from evaluation.quality import percentile
+
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.5  # the median
+    assert percentile(values, 95) == pytest.approx(95.05)  # numpy's default, linear between ranks
+    assert percentile([7.0], 95) == 7.0

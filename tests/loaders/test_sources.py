@@ -43,6 +43,9 @@ def test_glob_star_stays_in_one_folder_and_double_star_spans_any() -> None:
     assert match_paths(paths, "en/**") == paths[1:]
     assert match_paths(paths, ALL_GLOB) == ["a.md", "en/a.md", "en/faq/b.md", "en/faq/deep/c.md", "en/x.json"]
     assert match_paths(paths, ["en/?.md", "en/[xy].json"]) == ["en/a.md", "en/x.json"]
+    assert match_paths(paths, "en/[!a].*") == ["en/x.json"]
+    assert match_paths(paths, "en/{faq/*,*}.md") == ["en/a.md", "en/faq/b.md"]
+    assert match_paths(paths, "**/{b,c}.md") == ["en/faq/b.md", "en/faq/deep/c.md"]
     assert match_paths(paths, "/en/a.md") == ["en/a.md"]
 
 
