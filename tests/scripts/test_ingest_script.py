@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,10 +55,30 @@ def summary_numbers(stdout: str) -> dict[str, int]:
     return numbers
 
 
+def wait_for_progress(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, int] | None:
+    """Read the ingest's progress bar on stderr until it shows chunks written, as (done, total); None when the
+    process ends (or the timeout passes) first."""
+    deadline = time.monotonic() + timeout
+    line = ""
+    while time.monotonic() < deadline:
+        char = proc.stderr.read(1)
+        if not char:
+            return None
+        if char not in "\r\n":
+            line += char
+            continue
+        match = re.search(r"embedding:.*\|\s*(\d+)/(\d+)", line)
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1)), int(match.group(2))
+        line = ""
+    return None
+
+
 def extract_faq(zip_path: Path, dest: Path, extra: int = 0) -> Path:
     with zipfile.ZipFile(zip_path) as zf:
         names = [n for n in zf.namelist() if n.startswith("en/faq/") and n.endswith(".md")]
-        others = [n for n in zf.namelist() if n.startswith("en/userGuide/") and n.endswith(".md")][:extra]
+        guides = ("en/userGuide/", "en/adminGuide/")
+        others = [n for n in zf.namelist() if n.startswith(guides) and n.endswith(".md")][:extra]
         for name in names + others:
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +121,7 @@ def test_editing_and_deleting_files_touches_only_their_chunks(docs_zip, tmp_path
 
 
 def test_a_killed_ingest_keeps_the_old_index_and_the_next_run_converges(docs_zip, tmp_path):
-    corpus = extract_faq(docs_zip, tmp_path / "corpus", extra=40)
+    corpus = extract_faq(docs_zip, tmp_path / "corpus", extra=60)  # > one write batch (512 chunks)
     assert ingest_cli("--source", str(docs_zip)).returncode == 0
     proc = subprocess.Popen(
         [sys.executable, str(INGEST), "--source", str(corpus), "--glob", "**/*.md"],
@@ -108,14 +129,9 @@ def test_a_killed_ingest_keeps_the_old_index_and_the_next_run_converges(docs_zip
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    seen = ""
-    while time.monotonic() < deadline and "chunk" not in seen:
-        seen += proc.stderr.read(1) or ""
-        if proc.poll() is not None:
-            break
-    time.sleep(1.0)  # well into embedding and writing
-    assert proc.poll() is None, "the ingest finished before it could be killed; give it more files"
+    done_of_total = wait_for_progress(proc)  # the first batch is embedded and its insert under way
+    assert done_of_total is not None, proc.stderr.read()
+    assert done_of_total[0] < done_of_total[1], "one batch held every chunk; give the ingest more files"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
 
