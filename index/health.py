@@ -192,8 +192,8 @@ def damage_error(exc: BaseException, settings: Settings) -> DamagedIndexError | 
         return None
     text = str(getattr(exc, "message", "") or exc)
     lite_path = str(settings.milvus_lite_path)
-    if not (_DAMAGE.search(text) or lite_path in text):
-        return None
+    if not (_DAMAGE.search(text) or lite_path in text) or re.search(r"permission denied|read-only", text, re.I):
+        return None  # a folder this user cannot write is not repaired by moving it
     detail = " ".join(text.split())
     detail = detail.replace(lite_path + os.sep, "").replace(lite_path, "")
     if len(detail) > 160:
