@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import zipfile
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from loaders.sources import (
     select,
     unsafe_member,
 )
-from tests.loaders.conftest import SLOW_SECONDS, DocsServer
+from tests.loaders.conftest import DocsServer
 from tests.loaders.support import corrupt_copy, files_under, zip_bytes
 
 FAQ = [
@@ -257,10 +256,9 @@ def test_short_read_is_reported_as_incomplete(docs_server: DocsServer, tmp_path:
 
 
 def test_timeout_uses_download_timeout(docs_server: DocsServer, tmp_path: Path) -> None:
-    started = time.monotonic()
+    """The slow route answers (with a good zip) only after SLOW_SECONDS: an error at all means the 0.3 s held."""
     with pytest.raises(SourceError) as err:
         open_corpus(docs_server.url("slow.zip"), cache_dir=tmp_path, download_timeout=0.3, progress=False)
-    assert time.monotonic() - started < SLOW_SECONDS
     assert "timed out after 0.3 s" in err.value.problem
     assert "RAG_DOWNLOAD_TIMEOUT" in err.value.fix
     assert files_under(tmp_path) == set()
