@@ -16,6 +16,7 @@ from index.store import ensure_loaded, open_client, release
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
+    from pymilvus import MilvusClient
 
     from loaders.splitter import MarkdownSplitter
 
@@ -34,6 +35,7 @@ def run_ingest(
     progress: bool = True,
     prune: bool = False,
     repair: bool = False,
+    client: MilvusClient | None = None,
 ) -> IngestReport:
     """Index `source` (default `settings.source`) files matching `glob` into the configured collection.
 
@@ -41,6 +43,10 @@ def run_ingest(
     `prune` (or `rebuild`) says otherwise, so pointing `--source` elsewhere never empties the index by
     surprise. `repair` (and `rebuild`) first move a damaged Milvus Lite collection aside, kept with a
     timestamp, and build a fresh one. The ingest record beside the database is updated on success.
+
+    `client`: a process that already holds the index (the server) passes its own. It is used and left open,
+    because releasing a Milvus Lite client stops the process's in-process Milvus Lite and would cut the
+    caller's connection; and nothing is moved aside, since the caller serves those files (check damage first).
     """
     from embeddings import build_embeddings, token_window
     from loaders.markdown import MarkdownCorpusLoader
@@ -61,9 +67,10 @@ def run_ingest(
     splitter = MarkdownSplitter.from_tokenizer(*token_window(settings))
     documents = [_keyed(doc, splitter) for doc in loader.load()]
     embeddings = build_embeddings(settings)
-    moved = health.repair(settings) if repair or rebuild else []
+    owned_client = client is None
+    moved = health.repair(settings) if (repair or rebuild) and owned_client else []
     record = None if moved else health.read_record(settings)
-    client = open_client(settings)
+    client = open_client(settings) if client is None else client
     try:
         with health.damage_guard(settings):
             if record is not None and not rebuild and client.has_collection(settings.collection):
@@ -96,7 +103,8 @@ def run_ingest(
             done.rows = health.count_rows(client, settings.collection)
             health.write_record(settings, done)
     finally:
-        release(settings, client)
+        if owned_client:
+            release(settings, client)
     report.notes.extend(
         f"the damaged index was moved aside to {path} (kept, not deleted); a fresh one was built" for path in moved
     )
