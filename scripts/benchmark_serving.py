@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from config.settings import MODES
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ZIP = REPO.parent / "shared" / "data" / "milvus_docs_2.4.x_en.zip"
 QUESTIONS = [
@@ -58,7 +60,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=50, help="requests sent at once (default 50)")
     parser.add_argument("--rounds", type=int, default=4, help="rounds per kind of request (default 4)")
     parser.add_argument("--threads", type=int, help="the server's RAG_SERVER_THREADS")
-    parser.add_argument("--mode", choices=["dense", "hybrid"], help="retrieval mode (default: RAG_MODE)")
+    parser.add_argument("--mode", choices=MODES, help="retrieval mode (default: RAG_MODE)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
 
