@@ -121,3 +121,29 @@ def test_one_percentile_rule_for_every_latency_figure() -> None:
     assert percentile(values, 50) == 50.5  # the median
     assert percentile(values, 95) == pytest.approx(95.05)  # numpy's default, linear between ranks
     assert percentile([7.0], 95) == 7.0
+
+
+def test_model_rewrite_goes_through_the_chains_rewrite_step(
+    tmp_path: Path, docs_zip: Path, openai_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--rewrite model: one rewrite call per question to the configured OpenAI-compatible server."""
+    english = {q["question"]: q["english"] for q in TRANSLATED}
+
+    def translate(request) -> str:
+        asked = request.text("user").split("<question>")[1].split("</question>")[0].strip()
+        return english[asked]
+
+    openai_server.answer_with(translate, match=lambda r: r.is_rewrite)
+    monkeypatch.setenv("DEEPSEEK_BASE_URL", openai_server.url)
+    monkeypatch.setenv("DEEPSEEK_API_KEY", openai_server.api_key)
+    questions = tmp_path / "pt.jsonl"
+    questions.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in TRANSLATED))
+    result = evaluate(
+        "--questions", str(questions), "--source", str(docs_zip), "--glob", "en/faq/*.md", "--modes", "dense",
+        "--repeat", "1", "--no-progress", "--data-dir", str(tmp_path / "eval-index"), "--rewrite", "model",
+        "--out", str(tmp_path / "model"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert [r.is_rewrite for r in openai_server.chat_requests()] == [True, True]
+    report = json.loads((tmp_path / "model" / "evaluation.json").read_text())
+    assert report["systems"]["dense"]["hit@3"] == 1.0
