@@ -46,6 +46,8 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
 MAX_CHUNK_CHARS = 16_000
 #: With a small window, `max_chars` is at most this many characters a token (see `_floor`).
 CHARS_PER_TOKEN = 64
+#: What the memo of cut words may hold (each word is held twice: as the key and in its pieces).
+_CUT_MEMO_CHARS = 8_000_000
 #: The heading path is stored in a 2,048-byte field (`heading`): 500 characters fit whatever the script.
 MAX_HEADING_CHARS = 500
 
@@ -440,7 +442,7 @@ class MarkdownSplitter(TextSplitter):
         key = (word, budget)
         if key in self._cuts:
             return self._cuts[key]
-        if len(self._cuts) >= 64:
+        if len(self._cuts) >= 64 or sum(len(w) for w, _ in self._cuts) > _CUT_MEMO_CHARS:
             self._cuts.clear()
         most = max(1, budget * self.max_chars // self.max_tokens)  # a longer piece costs more by its floor
         pieces = self._cut_long(word, budget, most) if len(word) > most else self._bisect(word, budget)
