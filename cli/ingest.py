@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
 from cli.common import add_common_args, run
 
@@ -14,9 +15,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Load markdown files from a folder, a .zip or a URL to a zip, split them by headings and index "
             "them in Milvus. Re-running only embeds files that changed; chunks of deleted files are removed. "
-            "An interrupted run leaves the previous index searchable."
+            "An interrupted run leaves the previous index searchable. While scripts/serve.py holds the Milvus Lite "
+            "index, the ingest runs in that server (same options and output); --source is then read by the server, "
+            "which is on this machine (it records itself beside the index)."
         ),
-        epilog="Settings (RAG_SOURCE, RAG_GLOB, MILVUS_URI, ...) come from the environment or .env; see README.",
+        epilog="Settings (RAG_SOURCE, RAG_GLOB, MILVUS_URI, ...) come from the environment or .env; see README. "
+        "With a server running, set RAG_SERVER_TOKEN too if it has one.",
     )
     parser.add_argument(
         "--source", help="folder, .zip or http(s) URL of a zip (default: RAG_SOURCE, the Milvus docs release)"
@@ -47,9 +51,14 @@ def main(args: argparse.Namespace) -> int:
     from config.settings import get_settings
     from index.pipeline import run_ingest
     from loaders.sources import ALL_GLOB
+    from server.client import ingest_server, remote_ingest
 
     settings = get_settings(collection=args.collection)
-    report = run_ingest(
+    server = ingest_server(settings)  # a running serve.py holds the Milvus Lite folder: it runs the ingest
+    if server is not None:
+        print(f"ingesting through the server at {server.url}", file=sys.stderr)
+    ingest = run_ingest if server is None else partial(remote_ingest, server)
+    report = ingest(
         settings,
         source=args.source,
         glob=ALL_GLOB if args.all else args.glob,

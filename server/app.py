@@ -1,4 +1,5 @@
-"""The ASGI app: an OpenAI-compatible chat endpoint, the project's own /api/ask, /health and a web page.
+"""The ASGI app: an OpenAI-compatible chat endpoint, the project's own /api/ask and /api/ingest, /health and
+a web page.
 
 Handlers are async and drive the chain's `ainvoke` / `astream`, so one slow DeepSeek answer never holds a
 thread; the blocking parts run in the service's bounded pool. A stream is started only once the first piece
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +31,7 @@ from config.errors import RagError
 from server.discovery import remove_record, write_record
 from server.errors import ApiError, bad_request, to_api_error
 from server.guard import Guard
+from server.ingest import IngestRequest, describe_options, ingest_options, report_payload
 from server.service import NO_KEY_NOTICE, RagService
 from server.settings import MAX_BODY_BYTES, MAX_K, MAX_QUESTION_CHARS, ServerSettings
 
@@ -301,6 +304,30 @@ def create_app(service: RagService, server_settings: ServerSettings, *, url: str
         except Exception as exc:  # noqa: BLE001 - every failure becomes JSON with its one-line message
             return error_response(exc)
         return StreamingResponse(_ask_events(events, question), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @app.post("/api/ingest", response_model=None)
+    async def ingest(body: IngestRequest) -> Response | dict[str, Any]:
+        """`ingest.py` sends its ingest here while this server holds the Milvus Lite folder; answered when done."""
+        try:
+            options = ingest_options(body, settings)
+            what = describe_options(options)
+            service.ingest_claim.claim(what)
+            try:
+                job = asyncio.get_running_loop().run_in_executor(service.pool, partial(service.ingest, **options))
+            except BaseException:
+                service.ingest_claim.release()  # never queued, so nothing else gives it back
+                raise
+            log.info("ingest started: %s", what)
+            report = await job
+        except Exception as exc:  # noqa: BLE001 - one line to the caller (and the log), never a traceback
+            error = to_api_error(exc)
+            if error.status != 409:
+                log.warning("ingest failed: %s", error.message)
+            return JSONResponse(error.body(), status_code=error.status)
+        for note in report.notes:
+            log.info("ingest: %s", note)
+        log.info("ingest finished: %s", report.summary())
+        return report_payload(report)
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest) -> Response | dict[str, Any]:

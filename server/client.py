@@ -1,10 +1,11 @@
-"""A running server, as `ask.py` uses it when the server holds the Milvus Lite folder.
+"""A running server, as `ask.py` and `ingest.py` use it when the server holds the Milvus Lite folder.
 
 Milvus Lite lets one process open an index; while `scripts/serve.py` has it, a CLI would fail with "in use
 by another process". Instead it finds the server's `server.json` beside the index and sends the question to
 `/api/ask`. `RemoteRetriever` and `RemoteChain` answer the calls `ask.py` makes of a retriever (`invoke`) and
 of the chain (`invoke`, `stream`), so the CLI prints exactly what it prints for a local index. Errors come
 back as the server's one-line messages, raised as the same `RagError` classes (and exit codes) as locally.
+`remote_ingest` takes `run_ingest`'s arguments and returns its report, so `ingest.py` prints the same lines.
 
 Light on purpose: httpx loads only when a server is found.
 """
@@ -13,19 +14,24 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from config.errors import ConfigError, LLMError, RagError, StoreError
+from config.errors import ConfigError, LLMError, RagError, SourceError, StoreError
 from server.discovery import ServerRecord, find_server
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import httpx
     from langchain_core.documents import Document
 
     from config.settings import Settings
+    from index.ingest import IngestReport
 
 TIMEOUT = 300.0  # a long answer streams for a while; DEEPSEEK_TIMEOUT bounds the server's own wait
+CONNECT_TIMEOUT = 30.0  # an ingest is then waited for as long as it takes, like one run here would be
 
 
 def remote_retriever(settings: Settings, *, k: int | None = None, filter: str | None = None) -> RemoteRetriever | None:
@@ -109,7 +115,54 @@ def _history(inputs: dict[str, Any]) -> list[tuple[str, str]]:
     return turns
 
 
-def _client(record: ServerRecord) -> httpx.Client:
+def ingest_server(settings: Settings) -> ServerRecord | None:
+    """The live server holding this Milvus Lite folder, whichever collection it serves; None without one."""
+    return find_server(settings, any_collection=True)
+
+
+def remote_ingest(
+    record: ServerRecord,
+    settings: Settings,
+    *,
+    source: str | None = None,
+    glob: str | Sequence[str] | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+    prune: bool = False,
+    repair: bool = False,
+) -> IngestReport:
+    """`index.pipeline.run_ingest` run by the server; the defaults (source, glob, collection) are this process's
+    settings, and a relative path is made absolute here, where it was typed (the server reads it: the same
+    machine, since it recorded itself beside this index). No progress bars: the server logs start and end."""
+    import httpx
+
+    from index.health import source_id
+    from loaders.sources import is_url
+    from server.ingest import report_from_payload
+
+    source = source or settings.source
+    glob = glob or settings.glob
+    body = {
+        "source": source if is_url(source) else source_id(source),
+        "glob": glob if isinstance(glob, str) else list(glob),
+        "rebuild": rebuild,
+        "prune": prune,
+        "repair": repair,
+        "collection": settings.collection,
+    }
+    timeout = httpx.Timeout(CONNECT_TIMEOUT, read=None)
+    try:
+        return report_from_payload(_post(record, body, path="/api/ingest", timeout=timeout))
+    except KeyboardInterrupt:
+        print(
+            f"the server at {record.url} goes on with the ingest (stopping here does not stop it); its log shows "
+            "the summary",
+            file=sys.stderr,
+        )
+        raise
+
+
+def _client(record: ServerRecord, timeout: httpx.Timeout | float = TIMEOUT) -> httpx.Client:
     import httpx
 
     token = os.environ.get("RAG_SERVER_TOKEN", "").strip()
@@ -119,13 +172,15 @@ def _client(record: ServerRecord) -> httpx.Client:
         secret = get_server_settings().token
         token = secret.get_secret_value() if secret is not None else ""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=record.url, headers=headers, timeout=TIMEOUT, trust_env=False)
+    return httpx.Client(base_url=record.url, headers=headers, timeout=timeout, trust_env=False)
 
 
-def _post(record: ServerRecord, body: dict[str, Any]) -> dict[str, Any]:
-    with _client(record) as client:
+def _post(
+    record: ServerRecord, body: dict[str, Any], *, path: str = "/api/ask", timeout: Any = TIMEOUT
+) -> dict[str, Any]:
+    with _client(record, timeout) as client:
         try:
-            response = client.post("/api/ask", json=body)
+            response = client.post(path, json=body)
         except Exception as exc:
             raise _unreachable(record, exc) from None
     if response.status_code != 200:
@@ -159,6 +214,8 @@ def _error(record: ServerRecord, status: int, content: bytes) -> RagError:
         )
     if status in (400, 413):
         return ConfigError(message)
+    if status == 422:
+        return SourceError(message)
     if status in (502, 504):
         return LLMError(message)
     if status == 503:

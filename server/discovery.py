@@ -63,12 +63,15 @@ def read_record(settings: Settings) -> ServerRecord | None:
         return None
 
 
-def find_server(settings: Settings) -> ServerRecord | None:
-    """The live server that serves this index and collection, or None."""
+def find_server(settings: Settings, *, any_collection: bool = False) -> ServerRecord | None:
+    """The live server that serves this index and collection, or None. `any_collection`: whatever collection
+    it serves, since it holds the whole folder (an ingest into another collection goes through it too)."""
     if not settings.uses_lite:
         return None
     record = read_record(settings)
-    if record is None or record.collection != settings.collection or not pid_alive(record.pid):
+    if record is None or not pid_alive(record.pid):
+        return None
+    if record.collection != settings.collection and not any_collection:
         return None
     return record
 

@@ -1,8 +1,9 @@
 """Every failure as JSON with the CLI's one-line message, in OpenAI's error shape, never a traceback.
 
 `{"error": {"message": ..., "type": ..., "code": ...}}` on every endpoint: the openai client reads it on /v1,
-and one shape is simpler for everyone else. The status says whose fault it is: the request (400), the index
-(503), DeepSeek (502, or 504 when it did not answer in time), the server itself (500).
+and one shape is simpler for everyone else. The status says whose fault it is: the request (400; 422 for an
+ingest source the server cannot read; 409 for a second ingest at once), the index (503), DeepSeek (502, or 504
+when it did not answer in time), the server itself (500).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from config.errors import ConfigError, EmbeddingModelError, LLMError, NoIndexError, RagError, StoreError
+from config.errors import ConfigError, EmbeddingModelError, LLMError, NoIndexError, RagError, SourceError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def _from_rag_error(error: RagError, original: BaseException) -> ApiError:
         if _timed_out(original):
             return ApiError(504, message, "upstream_error", "upstream_timeout")
         return ApiError(502, message, "upstream_error", "upstream_failed")
+    if isinstance(error, SourceError):  # an ingest's corpus: the request named something the server cannot read
+        return ApiError(422, message, "invalid_request_error", "source_unreadable")
     if isinstance(error, NoIndexError):
         return ApiError(503, message, "service_unavailable", "no_index")
     if isinstance(error, StoreError | EmbeddingModelError):

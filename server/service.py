@@ -7,23 +7,30 @@ path sends its sync steps too.
 
 A server started before the index exists (or while an ingest holds the folder) does not give up: it lets go
 of the folder, reports why on /health, and tries again on later requests, at most every few seconds.
+
+An ingest sent to the server (server.ingest) runs in the same pool with the server's own client; afterwards
+the service serves a fresh store over the collection, which a `--rebuild` has replaced by then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from config.errors import ConfigError, RagError, StoreError
+from config.errors import ConfigError, NoIndexError, RagError, StoreError
+from server.ingest import IngestClaim, IngestGate
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
+    from pymilvus import MilvusClient
 
     from config.settings import Settings
+    from index.ingest import IngestReport
     from retrieval.retriever import MilvusRetriever
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,9 @@ class RagService:
         self._lock = threading.Lock()
         self._last_attempt = 0.0
         self._closed = False
+        self.gate = IngestGate(lambda: self.retriever)
+        self.ingest_claim = IngestClaim()
+        self._retired: list[Any] = []  # stores replaced after an ingest; requests in flight may still use them
 
     # --- lifecycle (blocking; call from a thread when a loop is running) ---
     def open(self) -> bool:
@@ -56,6 +66,11 @@ class RagService:
             if self.retriever is not None:
                 return True
             if self._closed:
+                return False
+            if self.gate.running:  # an ingest builds the index in this process: opening now could cut it off
+                self.problem = NoIndexError(
+                    "no index yet: an ingest on this server is building it", "ask again when it has finished"
+                )
                 return False
             self._last_attempt = time.monotonic()
             try:
@@ -68,38 +83,95 @@ class RagService:
             self.problem = None
             return True
 
-    def _open(self) -> None:
+    def _open(self, client: MilvusClient | None = None) -> None:
         from chains import build_retriever
         from embeddings import build_embeddings
         from index.store import open_vectorstore
+        from server.retriever import served
 
         if self._embeddings is None:
             self._embeddings = build_embeddings(self.settings)
         emb = self._embeddings
-        store = open_vectorstore(self.settings, emb, embedding_model=emb.model_id, dim=emb.dim or 0)
-        self.retriever = build_retriever(self.settings, store=store)
+        store = open_vectorstore(self.settings, emb, embedding_model=emb.model_id, dim=emb.dim or 0, client=client)
+        retriever = served(build_retriever(self.settings, store=store), self.gate)
+        chain = None
         if self.has_key:
             from chains import build_rag_chain
 
-            self.chain = build_rag_chain(retriever=self.retriever, settings=self.settings)
+            chain = build_rag_chain(retriever=retriever, settings=self.settings)
+        self.retriever, self.chain = retriever, chain
 
     def _let_go(self) -> None:
         """After a failed open the Milvus Lite folder must not stay locked: an ingest may need it."""
         from index.store import release
 
-        store = getattr(self.retriever, "store", None)
+        stores = [getattr(self.retriever, "store", None), *self._retired]
         self.retriever, self.chain = None, None
-        release(self.settings, *([store.client] if store is not None else []))
+        self._retired.clear()
+        release(self.settings, *[store.client for store in stores if store is not None])
 
     def close(self) -> None:
-        """Release the index cleanly (Milvus Lite flushes and unlocks the folder) and stop the pool."""
+        """Let an ingest under way finish, then release the index cleanly (Milvus Lite flushes and unlocks the
+        folder) and stop the pool."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            if self.retriever is not None:
-                self._let_go()
+        if self.gate.running:
+            log.info("waiting for the ingest under way to finish before closing the index")
         self.pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            if self.retriever is not None or self._retired:
+                self._let_go()
+
+    # --- an ingest sent to the server (blocking: runs in the pool) ---
+    def ingest(self, *, collection: str, **options: Any) -> IngestReport:
+        """`run_ingest` in this process, which holds the folder. The caller claimed `ingest_claim` first; it is
+        given back here, when the ingest ends, whatever became of the request that asked for it."""
+        from index.pipeline import run_ingest
+        from server.ingest import refuse_damaged
+
+        try:
+            serving = collection == self.settings.collection
+            settings = self.settings if serving else self.settings.model_copy(update={"collection": collection})
+            with self._lock:  # after any open attempt in flight; none starts until the ingest ends
+                if self._closed:
+                    raise StoreError("the server is stopping", "run the ingest again once it has restarted")
+                self.gate.begin()
+                store = getattr(self.retriever, "store", None)
+            try:
+                if store is None:  # nothing open here: the ordinary ingest, which opens and lets go itself
+                    return run_ingest(settings, progress=False, **options)
+                if options.get("repair") or options.get("rebuild"):
+                    refuse_damaged(store.client, settings, os.getpid())
+                return run_ingest(settings, progress=False, client=store.client, **options)
+            finally:
+                with self._lock:
+                    try:
+                        if serving and not self._closed:
+                            self._reopen()
+                    finally:
+                        self.gate.end()
+        finally:
+            self.ingest_claim.release()
+
+    def _reopen(self) -> None:
+        """Serve a fresh store over the collection: after a `--rebuild` it is another collection under the same
+        name, which a store opened before may describe wrongly (fields, BM25). The old one stays open for the
+        requests still using it."""
+        old = self.retriever
+        try:
+            self._open(client=old.store.client if old is not None else None)
+        except Exception as exc:  # noqa: BLE001 - the ingest's own outcome is what the request reports
+            problem = exc if isinstance(exc, RagError) else StoreError(f"the index cannot be opened ({exc})")
+            log.warning("after the ingest: %s", problem.one_line(), exc_info=not isinstance(exc, RagError))
+            if old is None:
+                self.problem = problem
+                self._let_go()
+            return
+        self.problem = None
+        if old is not None:
+            self._retired.append(old.store)
 
     # --- what requests use ---
     @property
@@ -143,6 +215,17 @@ class RagService:
         return await asyncio.get_running_loop().run_in_executor(self.pool, self._describe, retriever)
 
     def _describe(self, retriever: MilvusRetriever) -> dict[str, Any]:
+        """Like a search, a probe that meets an ingest's collection swap waits for it and looks again."""
+        generation = self.gate.generation
+        try:
+            return self._describe_once(retriever)
+        except Exception:
+            if not self.gate.disturbed_since(generation):
+                raise
+            self.gate.wait_settled()
+        return self._describe_once(self.retriever or retriever)
+
+    def _describe_once(self, retriever: MilvusRetriever) -> dict[str, Any]:
         from index.store import describe
 
         store = retriever.store
