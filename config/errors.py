@@ -39,6 +39,10 @@ class IndexLockedError(StoreError):
     """Another process holds the Milvus Lite data folder."""
 
 
+class DamagedIndexError(StoreError):
+    """The Milvus Lite files of the index cannot be read: repairable with `ingest.py --repair`."""
+
+
 class NoIndexError(StoreError):
     """Nothing has been ingested yet."""
 

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from config.errors import RagError, StoreError
+from config.errors import DamagedIndexError, RagError, StoreError
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,10 +44,6 @@ _DAMAGE = re.compile(
     r"failed to read|unexpected end|truncated|arrow|deserializ|no such file",
     re.I,
 )
-
-
-class DamagedIndexError(StoreError):
-    """The Milvus Lite files of the index cannot be read: repairable with `ingest.py --repair`."""
 
 
 # ---- the ingest record ----------------------------------------------------------------------------------
@@ -85,13 +81,18 @@ def _quote(text: str) -> str:
     return text if re.fullmatch(r"[\w./:@%+=,-]+", text) else "'" + text.replace("'", "'\\''") + "'"
 
 
+def display_uri(settings: Settings) -> str:
+    """The store's location for messages: a server URI without any credentials in it."""
+    if settings.uses_lite:
+        return str(settings.milvus_lite_path)
+    return re.sub(r"//[^/@]*@", "//", settings.milvus_uri or "")
+
+
 def record_path(settings: Settings) -> Path:
     """Beside the database; for a server, one record per server and collection."""
     if settings.uses_lite:
         return settings.data_dir / f"ingest-record-{settings.collection}.json"
     from hashlib import sha256
-
-    from index.store import display_uri
 
     digest = sha256(display_uri(settings).encode()).hexdigest()[:10]
     return settings.data_dir / f"ingest-record-{settings.collection}-{digest}.json"
@@ -232,17 +233,6 @@ def not_a_folder(settings: Settings) -> StoreError | None:
     return None
 
 
-def probe(client: MilvusClient, settings: Settings) -> None:
-    """Everything that reads the collection's files: schema, segments, indexes, row count."""
-    from index.ingest import OLD_SUFFIX, REBUILD_SUFFIX
-    from index.store import describe, ensure_loaded
-
-    for name in (settings.collection, settings.collection + OLD_SUFFIX, settings.collection + REBUILD_SUFFIX):
-        if describe(client, name) is not None:
-            ensure_loaded(client, name)
-            count_rows(client, name)
-
-
 def move_aside(settings: Settings, *, whole_database: bool = False) -> Path:
     """Rename the collection's folder (or the whole database) to `<name>.damaged-<time>` beside the database.
 
@@ -321,36 +311,3 @@ def _program(pid: int) -> str:
     if program.startswith("milvus-rag") and i + 1 < len(argv):
         program += f" {names[i + 1]}"
     return program
-
-
-def repair(settings: Settings) -> list[Path]:
-    """Move a damaged collection (or database, or a file in its place) aside; what was moved, where to.
-
-    An index that opens, loads and counts is left alone. A folder another process holds raises
-    `IndexLockedError` before anything is touched.
-    """
-    from index.store import open_client, release
-
-    if not settings.uses_lite:
-        return []
-    moved: list[Path] = []
-    if not_a_folder(settings) is not None:
-        moved.append(move_aside(settings, whole_database=True))
-        return moved
-    if not settings.milvus_lite_path.exists():
-        return moved
-    for whole in (False, True):
-        client = None
-        try:
-            client = open_client(settings)
-            with damage_guard(settings):
-                probe(client, settings)
-            return moved
-        except DamagedIndexError as exc:
-            log.debug("damaged: %s", exc.problem)
-        finally:
-            release(settings, *([client] if client is not None else []))
-        moved.append(move_aside(settings, whole_database=whole))
-        if not settings.milvus_lite_path.exists():
-            return moved
-    return moved

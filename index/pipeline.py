@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from config.settings import Settings
 from index import health
 from index.ingest import IngestReport, _all_rows, ingest
+from index.repair import repair as repair_index
 from index.store import ensure_loaded, open_client, release
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def run_ingest(
     documents = [_keyed(doc, splitter) for doc in loader.load()]
     embeddings = build_embeddings(settings)
     owned_client = client is None
-    moved = health.repair(settings) if (repair or rebuild) and owned_client else []
+    moved = repair_index(settings) if (repair or rebuild) and owned_client else []
     record = None if moved else health.read_record(settings)
     client = open_client(settings) if client is None else client
     try:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from config.errors import EmbeddingModelError, IndexLockedError, NoIndexError, StoreError
 from config.secrets import redactor
 from config.settings import Settings
-from index.health import damage_error, damage_guard, lock_holder, not_a_folder, warn_if_rows_lost
+from index.health import damage_error, damage_guard, display_uri, lock_holder, not_a_folder, warn_if_rows_lost
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -48,13 +48,6 @@ class CollectionInfo:
         """Built by an earlier version with a heading vector that this one no longer fills: searches still work
         (they never read it), but an insert without it fails, so the next ingest rebuilds the collection once."""
         return self.has_legacy_heading_vector
-
-
-def display_uri(settings: Settings) -> str:
-    """The store's location for messages: a server URI without any credentials in it."""
-    if settings.uses_lite:
-        return str(settings.milvus_lite_path)
-    return re.sub(r"//[^/@]*@", "//", settings.milvus_uri or "")
 
 
 def connection_args(settings: Settings) -> dict[str, Any]:

@@ -48,6 +48,10 @@ PAGE_HEADERS = {
 }
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ROLES = {"user": "human", "human": "human", "assistant": "ai", "ai": "ai"}
+INGEST_FROM_AFAR = (
+    "ingests are accepted only from the server's own machine while it has no token — run ingest.py there, "
+    "or start the server with RAG_SERVER_TOKEN set and send the token"
+)
 
 
 # --- request bodies ---
@@ -306,9 +310,11 @@ def create_app(service: RagService, server_settings: ServerSettings, *, url: str
         return StreamingResponse(_ask_events(events, question), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @app.post("/api/ingest", response_model=None)
-    async def ingest(body: IngestRequest) -> Response | dict[str, Any]:
+    async def ingest(body: IngestRequest, request: Request) -> Response | dict[str, Any]:
         """`ingest.py` sends its ingest here while this server holds the Milvus Lite folder; answered when done."""
         try:
+            if server_settings.token is None and not _loopback(request):
+                raise ApiError(403, INGEST_FROM_AFAR, "permission_error", "ingest_needs_token")
             options = ingest_options(body, settings)
             what = describe_options(options)
             service.ingest_claim.claim(what)
@@ -354,6 +360,18 @@ def create_app(service: RagService, server_settings: ServerSettings, *, url: str
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _loopback(request: Request) -> bool:
+    """An ingest reads files and URLs as the server: without a token, only this machine may ask for one (the
+    server warns when it listens elsewhere without a token; questions stay open, reading files does not)."""
+    import ipaddress
+
+    host = request.client.host if request.client is not None else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def flush_traces() -> None:

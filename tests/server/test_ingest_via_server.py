@@ -282,3 +282,53 @@ def test_stopping_the_server_during_an_ingest_lets_it_finish(tmp_path, docs_zip,
         assert count_rows(client, settings.collection) == before + added
     finally:
         release(settings, client)
+
+
+def test_skipped_files_and_the_summary_read_as_in_a_local_run(small_server, cli_env, tmp_path):
+    faq = tmp_path / "docs" / "en" / "faq"
+    faq.mkdir(parents=True)
+    (faq / "tiny.md").write_text("# Tiny FAQ\n\n## What is in here?\n\nOne short answer about a small page.\n")
+    (faq / "huge.md").write_text("# Huge\n\n" + "word " * 500_000)  # over RAG_MAX_FILE_BYTES (2 MB)
+    args = ["--source", str(tmp_path / "docs"), "--collection", "scratch", "--no-progress"]  # not the served one
+    served_before = chunks(small_server)
+    alone = {**cli_env, "RAG_DATA_DIR": str(tmp_path / "no-server-here")}
+    local = subprocess.run([*INGEST, *args], env=alone, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    remote = subprocess.run([*INGEST, *args], env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    # what ingest.py prints (locally the loader's own WARNING log line comes too; the server logs that one)
+    printed = [line for line in local.stderr.strip().splitlines() if not line.startswith("WARNING: ")]
+    assert printed and all(line.startswith("skipped en/faq/huge.md: larger than") for line in printed)
+    assert remote.stderr.strip().splitlines() == [f"ingesting through the server at {small_server.url}", *printed]
+
+    def without_seconds(out: str) -> str:
+        return re.sub(r"\| [\d.]+ s", "| s", out.strip())
+
+    assert without_seconds(remote.stdout) == without_seconds(local.stdout)
+    assert summary_counts(remote.stdout)["chunks added"] > 0
+    assert chunks(small_server) == served_before  # another collection of the same folder
+
+
+def test_without_a_token_only_the_servers_own_machine_may_ingest(tmp_path):
+    import asyncio
+
+    from config.settings import get_settings
+    from server.app import create_app
+    from server.service import RagService
+    from server.settings import get_server_settings
+
+    service = RagService(get_settings(data_dir_override=tmp_path / "index"), threads=1)
+    app = create_app(service, get_server_settings())
+
+    async def post(client_host: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(client_host, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://rag") as client:
+            return await client.post("/api/ingest", json={"source": "docs"})
+
+    try:
+        far, near = asyncio.run(post("192.0.2.7")), asyncio.run(post("127.0.0.1"))
+    finally:
+        service.close()
+    assert far.status_code == 403 and far.json()["error"]["message"].startswith(
+        "ingests are accepted only from the server's own machine while it has no token"
+    )
+    assert near.status_code == 400  # past the check: the relative source is what is wrong
