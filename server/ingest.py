@@ -151,10 +151,11 @@ def describe_options(options: dict[str, Any]) -> str:
 def refuse_damaged(client: MilvusClient, settings: Settings, pid: int) -> None:
     """`--repair` / `--rebuild` move a damaged collection aside, which cannot happen under a running server."""
     from index import health
+    from index.repair import probe
 
     try:
         with health.damage_guard(settings):
-            health.probe(client, settings)
+            probe(client, settings)
     except health.DamagedIndexError as exc:
         raise StoreError(
             f"{exc.problem}; moving it aside cannot happen while this server (pid {pid}) holds it",
