@@ -11,7 +11,7 @@ import pytest
 
 from tests.server.conftest import GOLD_HEADING, QUESTION, TOKEN, RunningServer, read_events
 
-SOURCE_KEYS = {"n", "source", "heading", "score", "text"}
+SOURCE_KEYS = {"n", "source", "heading", "score", "stage", "text"}  # stage: hybrid here (which search scored it)
 
 
 def rewrite_and_answer(deepseek):
