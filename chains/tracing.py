@@ -236,10 +236,10 @@ def chain_trace_config(settings: Settings, *, k: int, retriever: Any, llm: Any) 
     metadata["retriever"] = type(retriever).__name__
     store = getattr(retriever, "store", None)
     mode = getattr(retriever, "mode", None)
-    if store is not None and isinstance(mode, str):
+    if (store is not None or hasattr(retriever, "embeddings")) and isinstance(mode, str):
         metadata["collection"] = getattr(store, "collection_name", None) or settings.collection
         metadata["retrieval_mode"] = mode
-        embeddings = getattr(store, "embeddings", None)
+        embeddings = getattr(store, "embeddings", None) or getattr(retriever, "embeddings", None)
         metadata["embedding_model"] = _embedding_name(embeddings) or settings.embedding
         if isinstance(getattr(retriever, "filter", None), str):
             metadata["filter"] = retriever.filter

@@ -76,7 +76,7 @@ def open_retriever(settings: Settings, args: argparse.Namespace, *, quiet: bool)
     from retrieval.retriever import build_retriever
 
     try:
-        return build_retriever(settings, k=args.k, mode=args.mode, filter=args.filter)
+        return build_retriever(settings, k=args.k, mode=args.mode, filter=args.filter, per_search=True)
     except NoIndexError:
         pass
     from index.pipeline import run_ingest
@@ -92,7 +92,7 @@ def open_retriever(settings: Settings, args: argparse.Namespace, *, quiet: bool)
             "point RAG_SOURCE at the Milvus docs (folder, .zip or URL) or run: python scripts/ingest.py --source PATH",
         ) from None
     print(report.summary(), file=sys.stderr)
-    return build_retriever(settings, k=args.k, mode=args.mode, filter=args.filter)
+    return build_retriever(settings, k=args.k, mode=args.mode, filter=args.filter, per_search=True)
 
 
 def print_sources(sources: list[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ from config.settings import Settings
 from index import health
 from index.ingest import IngestReport, _all_rows, ingest
 from index.repair import repair as repair_index
-from index.store import ensure_loaded, open_client, release
+from index.store import LOCK_WAIT, ensure_loaded, open_client, release
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
@@ -71,7 +71,7 @@ def run_ingest(
     owned_client = client is None
     moved = repair_index(settings) if (repair or rebuild) and owned_client else []
     record = None if moved else health.read_record(settings)
-    client = open_client(settings) if client is None else client
+    client = open_client(settings, wait=LOCK_WAIT) if client is None else client
     try:
         with health.damage_guard(settings):
             if record is not None and not rebuild and client.has_collection(settings.collection):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +60,29 @@ def connection_args(settings: Settings) -> dict[str, Any]:
     return args
 
 
-def open_client(settings: Settings) -> MilvusClient:
-    """A connected client, or one clear error: folder locked, server unreachable, bad credentials."""
+#: Seconds a command waits for a Milvus Lite folder another process holds (another ask.py searching, an ingest
+#: finishing) before it says who holds it.
+LOCK_WAIT = 30.0
+
+
+def open_client(settings: Settings, *, wait: float = 0.0) -> MilvusClient:
+    """A connected client, or one clear error: folder locked, server unreachable, bad credentials.
+
+    `wait`: seconds to keep trying while another process holds the Milvus Lite folder — one that holds it only
+    while it searches (`ask.py`) lets go within a moment."""
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            return _open_client(settings)
+        except IndexLockedError:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def _open_client(settings: Settings) -> MilvusClient:
     from pymilvus import MilvusClient
 
     if settings.uses_lite:

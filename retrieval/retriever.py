@@ -203,6 +203,35 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
+class ScopedMilvusRetriever(MilvusRetriever):
+    """A MilvusRetriever over Milvus Lite that holds the index folder only while it searches.
+
+    Milvus Lite lets one process at a time open a folder. A command that keeps it open for a whole session (an
+    interactive `ask.py`) or while the model writes an answer would lock out every other `ask.py` and any
+    ingest; this one opens it for each search (about 0.1 s once the model is loaded) and lets go, waiting up to
+    `lock_wait` seconds while another process has it.
+    """
+
+    settings: Any = Field(description="the project's Settings (Milvus Lite)")
+    embeddings: Any = Field(description="the LangChain embeddings the index was built with")
+    lock_wait: float = Field(default=30.0, ge=0)
+    store: Any = None
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        from index.store import open_client, open_vectorstore, release
+
+        client = open_client(self.settings, wait=self.lock_wait)
+        try:
+            store = open_vectorstore(
+                self.settings, self.embeddings, embedding_model=self.embeddings.model_id,
+                dim=self.embeddings.dim or 0, client=client,
+            )
+            bound = self.model_copy(update={"store": store})
+            return MilvusRetriever._get_relevant_documents(bound, query, run_manager=run_manager)
+        finally:
+            release(self.settings, client)
+
+
 def open_store(settings: Settings) -> Milvus:
     """The embedding model and the vector store for the configured collection."""
     from embeddings import build_embeddings
@@ -219,17 +248,43 @@ def build_retriever(
     mode: Mode | None = None,
     filter: str | None = None,
     store: Milvus | None = None,
+    per_search: bool = False,
 ) -> MilvusRetriever:
     """The default retriever: the configured collection; `k`, mode and hybrid fusion from settings unless given.
 
     `filter` is a Milvus boolean expression on the chunk metadata, e.g. `source like "en/faq/%"`; a
-    malformed one raises `ConfigError` at the first search.
+    malformed one raises `ConfigError` at the first search. `per_search=True` (commands on Milvus Lite) holds
+    the index folder only while each search runs (`ScopedMilvusRetriever`); the index is checked once now.
     """
     settings = settings or get_settings()
     mode = mode or settings.mode
     if mode not in MODES:
         raise ConfigError(f"unknown retrieval mode {mode!r}", "use one of: " + ", ".join(MODES))
     weights = settings.hybrid_weight_pair  # a bad setting fails before the model and the index load
+    if per_search and store is None and settings.uses_lite:
+        from embeddings import build_embeddings
+        from index.store import LOCK_WAIT, open_client, open_vectorstore, release
+
+        embeddings = build_embeddings(settings)
+        client = open_client(settings, wait=LOCK_WAIT)
+        try:  # the index exists and fits the model: said now, not at the first search
+            open_vectorstore(
+                settings, embeddings, embedding_model=embeddings.model_id, dim=embeddings.dim or 0, client=client
+            )
+        finally:
+            release(settings, client)
+        return ScopedMilvusRetriever(
+            settings=settings,
+            embeddings=embeddings,
+            lock_wait=LOCK_WAIT,
+            k=k or settings.k,
+            mode=mode,
+            filter=filter,
+            rrf_k=settings.rrf_k,
+            weights=weights,
+            reranker=_load_reranker(settings),
+            rerank_candidates=settings.rerank_candidates,
+        )
     return MilvusRetriever(
         store=store if store is not None else open_store(settings),
         k=k or settings.k,

@@ -261,3 +261,51 @@ def test_bytes_that_are_not_utf8_do_not_break_a_question_or_a_session(env, opena
     assert session.returncode == 0, session.stderr.decode(errors="replace")
     assert session.stdout.count(b"Sources:") == 3
     assert b"Traceback" not in session.stderr
+
+
+# ---- several commands on one Milvus Lite index, no server ---------------------------------------------------------
+
+
+def test_five_ask_started_together_all_answer(env, monkeypatch):
+    """Each holds the index folder only while it searches, and waits its turn for it."""
+    monkeypatch.delenv("DEEPSEEK_API_KEY")
+    runs = [
+        subprocess.Popen([sys.executable, str(ASK), "--retrieve-only", QUESTION], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(5)
+    ]
+    results = [(run.wait(timeout=180), run.stdout.read(), run.stderr.read()) for run in runs]
+    for run in runs:
+        run.stdout.close()
+        run.stderr.close()
+    assert [code for code, _, _ in results] == [0] * 5, [err[-500:] for _, _, err in results]
+    assert all(out.startswith(f"[1] en/faq/product_faq.md — {GOLD_HEADING}") for _, out, _ in results)
+
+
+def test_an_open_interactive_session_locks_out_neither_ask_nor_ingest(env, monkeypatch, docs_zip):
+    monkeypatch.delenv("DEEPSEEK_API_KEY")
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    session = subprocess.Popen([sys.executable, str(ASK)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        session.stdin.write(f"{QUESTION}\n")
+        session.stdin.flush()
+        assert session.stdout.readline().startswith("[1] ")  # the session has answered and is waiting
+        other = ask("--retrieve-only", "What is the maximum vector dimension?")
+        assert other.returncode == 0, other.stderr
+        ingest = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "ingest.py"), "--source", str(docs_zip), "--no-progress"],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert ingest.returncode == 0, ingest.stderr
+        assert "0 added" in ingest.stdout  # the index was there, whole, for the ingest to check
+        session.stdin.write("Is there a windows build of milvus?\n")
+        session.stdin.close()
+        rest = session.stdout.read()
+        assert session.wait(timeout=120) == 0
+        assert "Windows" in rest
+    finally:
+        if session.poll() is None:
+            session.kill()
+            session.wait()
+        session.stdout.close()
