@@ -260,7 +260,15 @@ def build_retriever(
     mode = mode or settings.mode
     if mode not in MODES:
         raise ConfigError(f"unknown retrieval mode {mode!r}", "use one of: " + ", ".join(MODES))
-    weights = settings.hybrid_weight_pair  # a bad setting fails before the model and the index load
+    fields: dict[str, Any] = {
+        "k": k or settings.k,
+        "mode": mode,
+        "filter": filter,
+        "rrf_k": settings.rrf_k,
+        "weights": settings.hybrid_weight_pair,  # a bad setting fails before the model and the index load
+        "reranker": _load_reranker(settings),
+        "rerank_candidates": settings.rerank_candidates,
+    }
     if per_search and store is None and settings.uses_lite:
         from embeddings import build_embeddings
         from index.store import LOCK_WAIT, open_client, open_vectorstore, release
@@ -273,28 +281,8 @@ def build_retriever(
             )
         finally:
             release(settings, client)
-        return ScopedMilvusRetriever(
-            settings=settings,
-            embeddings=embeddings,
-            lock_wait=LOCK_WAIT,
-            k=k or settings.k,
-            mode=mode,
-            filter=filter,
-            rrf_k=settings.rrf_k,
-            weights=weights,
-            reranker=_load_reranker(settings),
-            rerank_candidates=settings.rerank_candidates,
-        )
-    return MilvusRetriever(
-        store=store if store is not None else open_store(settings),
-        k=k or settings.k,
-        mode=mode,
-        filter=filter,
-        rrf_k=settings.rrf_k,
-        weights=weights,
-        reranker=_load_reranker(settings),
-        rerank_candidates=settings.rerank_candidates,
-    )
+        return ScopedMilvusRetriever(settings=settings, embeddings=embeddings, lock_wait=LOCK_WAIT, **fields)
+    return MilvusRetriever(store=store if store is not None else open_store(settings), **fields)
 
 
 def _load_reranker(settings: Settings) -> Any:
