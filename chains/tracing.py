@@ -233,7 +233,7 @@ def chain_trace_config(settings: Settings, *, k: int, retriever: Any, llm: Any) 
     model = _model_name(llm)
     if model:
         metadata["llm_model"] = model
-    metadata["retriever"] = type(retriever).__name__
+    metadata["retriever"] = retriever.get_name() if hasattr(retriever, "get_name") else type(retriever).__name__
     store = getattr(retriever, "store", None)
     mode = getattr(retriever, "mode", None)
     if (store is not None or hasattr(retriever, "embeddings")) and isinstance(mode, str):

@@ -174,13 +174,18 @@ def rows_lost(settings: Settings, rows: int, record: IngestRecord | None, *, ing
     return what + f" — answers come from a partial index; restore it: {record.command()}"
 
 
+_warned: set[str] = set()
+
+
 def warn_if_rows_lost(client: MilvusClient, settings: Settings) -> None:
-    """The cheap check `ask.py` makes on every open: one count query and a small file read."""
+    """The cheap check `ask.py` makes on every open: one count query and a small file read. A process that
+    opens the index for each question (an interactive `ask.py`) says the same thing once."""
     record = read_record(settings)
     if record is None:
         return
     message = rows_lost(settings, count_rows(client, settings.collection), record)
-    if message:
+    if message and message not in _warned:
+        _warned.add(message)
         log.warning(message)
 
 

@@ -216,6 +216,7 @@ class ScopedMilvusRetriever(MilvusRetriever):
     embeddings: Any = Field(description="the LangChain embeddings the index was built with")
     lock_wait: float = Field(default=30.0, ge=0)
     store: Any = None
+    name: str | None = "MilvusRetriever"  # the same search, the same name in traces
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         from index.store import open_client, open_vectorstore, release
