@@ -247,6 +247,13 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         results[f"latency_{mode}_project"] = latency(lat["latencies_ms"])
     lat = run_child("seed-search", env, source=source, data=work / "seed-all-0", queries=args.queries)
     results["latency_seed"] = latency(lat["latencies_ms"])
+    say("serving: 50 concurrent requests against scripts/serve.py over the all-docs index")
+    served = work / "serving.json"
+    subprocess.run(
+        [sys.executable, str(SCRIPTS / "benchmark_serving.py"), "--data-dir", str(data), "--json", str(served)],
+        env=env, check=False, stdout=subprocess.DEVNULL,
+    )
+    results["serving"] = json.loads(served.read_text()) if served.is_file() else {}
     return results
 
 
@@ -379,6 +386,14 @@ def table(r: dict[str, Any]) -> str:
                 "",
             ),
         ]
+    for kind, served in r.get("serving", {}).items():
+        target = kind.startswith("retrieve")
+        rows.append((
+            f"serving {kind}, 50 at once: requests/s (p50 / p95 ms; failed)",
+            f"{served['requests_per_s']:.1f} ({served['p50_ms']:.0f} / {served['p95_ms']:.0f}; {served['failed']})",
+            "—", "—", ">= 50, none failed" if target else "none failed",
+            _ok((served["requests_per_s"] >= 50 or not target) and served["failed"] == 0),
+        ))
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return "\n".join(lines)
