@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,7 @@ def ingest(
     dim: int,
     in_scope: Callable[[str], bool],
     rebuild: bool = False,
+    swap_lock: AbstractContextManager[Any] | None = None,
     progress: bool = True,
     skipped: Sequence[tuple[str, str]] = (),
     owned: Callable[[str], bool] | None = None,
@@ -234,7 +236,8 @@ def ingest(
         client.delete(target, ids=stale[start : start + QUERY_BATCH])
     client.flush(target)
     if rebuild:
-        _swap(client, collection)
+        with swap_lock or nullcontext():  # a server holds its searches while the collections change names
+            _swap(client, collection)
     report.seconds = time.perf_counter() - started
     return report
 

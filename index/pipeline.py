@@ -7,7 +7,8 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
 from index import health
@@ -37,6 +38,7 @@ def run_ingest(
     prune: bool = False,
     repair: bool = False,
     client: MilvusClient | None = None,
+    swap_lock: AbstractContextManager[Any] | None = None,
 ) -> IngestReport:
     """Index `source` (default `settings.source`) files matching `glob` into the configured collection.
 
@@ -48,6 +50,7 @@ def run_ingest(
     `client`: a process that already holds the index (the server) passes its own. It is used and left open,
     because releasing a Milvus Lite client stops the process's in-process Milvus Lite and would cut the
     caller's connection; and nothing is moved aside, since the caller serves those files (check damage first).
+    `swap_lock` is held while a `rebuild` renames its collection into place (the server's searches wait).
     """
     from embeddings import build_embeddings, token_window
     from loaders.markdown import MarkdownCorpusLoader
@@ -94,6 +97,7 @@ def run_ingest(
                 dim=embeddings.dim or len(embeddings.embed_query("dimension probe")),
                 in_scope=lambda path: bool(match_paths([path], patterns)),
                 rebuild=rebuild,
+                swap_lock=swap_lock,
                 progress=progress,
                 skipped=[(s.path, s.reason) for s in loader.stats.skipped],
                 owned=None if prune or rebuild else lambda path: earlier.get(path) == sid,

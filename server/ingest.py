@@ -14,12 +14,13 @@ Light on purpose: the app imports this module at startup; Milvus and LangChain l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -61,6 +62,35 @@ class IngestGate:
         self._settled = threading.Condition()
         self.running = False
         self.generation = 0
+        self._searching = 0
+        self._swapping = False
+
+    @contextlib.contextmanager
+    def searching(self) -> Iterator[None]:
+        """Held by each search: a `--rebuild` renames collections only while no search is reading them (Milvus
+        Lite moves their folders, and a search in between can leave files where the new one must go)."""
+        with self._settled:
+            self._settled.wait_for(lambda: not self._swapping)
+            self._searching += 1
+        try:
+            yield
+        finally:
+            with self._settled:
+                self._searching -= 1
+                self._settled.notify_all()
+
+    @contextlib.contextmanager
+    def swapping(self) -> Iterator[None]:
+        """Held by the ingest around the rename: new searches wait, running ones finish first."""
+        with self._settled:
+            self._swapping = True
+            self._settled.wait_for(lambda: self._searching == 0)
+        try:
+            yield
+        finally:
+            with self._settled:
+                self._swapping = False
+                self._settled.notify_all()
 
     def begin(self) -> None:
         with self._settled:

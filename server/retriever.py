@@ -10,6 +10,7 @@ once more, with the retriever the server serves by then. Any other failure comes
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -31,7 +32,8 @@ class ServedRetriever(MilvusRetriever):
         gate = self.gate
         generation = gate.generation if gate is not None else 0
         try:
-            return super()._get_relevant_documents(query, run_manager=run_manager)
+            with gate.searching() if gate is not None else nullcontext():
+                return super()._get_relevant_documents(query, run_manager=run_manager)
         except Exception:
             if gate is None or not gate.disturbed_since(generation):
                 raise
@@ -41,7 +43,8 @@ class ServedRetriever(MilvusRetriever):
         latest = gate.current() or self
         if latest is not self:
             latest = latest.model_copy(update={"k": self.k, "filter": self.filter})
-        return MilvusRetriever._get_relevant_documents(latest, query, run_manager=run_manager)
+        with gate.searching():
+            return MilvusRetriever._get_relevant_documents(latest, query, run_manager=run_manager)
 
     def _bm25_available(self) -> bool:
         """During a swap the collection may be missing: that is no reason to settle on dense search (and warn

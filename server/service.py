@@ -144,7 +144,9 @@ class RagService:
                     return run_ingest(settings, progress=False, **options)
                 if options.get("repair") or options.get("rebuild"):
                     refuse_damaged(store.client, settings, os.getpid())
-                return run_ingest(settings, progress=False, client=store.client, **options)
+                return run_ingest(
+                    settings, progress=False, client=store.client, swap_lock=self.gate.swapping(), **options
+                )
             finally:
                 with self._lock:
                     try:
