@@ -9,6 +9,7 @@ from importlib import import_module
 COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("cli.ask", "answer a question from the Milvus docs (interactive without one)"),
     "ingest": ("cli.ingest", "index the docs into Milvus (incremental; --rebuild, --all)"),
+    "serve": ("cli.serve", "serve the index over HTTP: OpenAI-compatible API, /api/ask, a web page"),
     "trace": ("cli.trace_view", "print a trace file written by `ask --trace FILE` as a tree"),
 }
 
