@@ -219,27 +219,26 @@ class ScopedMilvusRetriever(MilvusRetriever):
     name: str | None = "MilvusRetriever"  # the same search, the same name in traces
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        from index.store import open_client, open_vectorstore, release
+        from index.store import open_client, release
 
         client = open_client(self.settings, wait=self.lock_wait)
         try:
-            store = open_vectorstore(
-                self.settings, self.embeddings, embedding_model=self.embeddings.model_id,
-                dim=self.embeddings.dim or 0, client=client,
-            )
+            store = open_store(self.settings, client=client, embeddings=self.embeddings)
             bound = self.model_copy(update={"store": store})
             return MilvusRetriever._get_relevant_documents(bound, query, run_manager=run_manager)
         finally:
             release(self.settings, client)
 
 
-def open_store(settings: Settings) -> Milvus:
-    """The embedding model and the vector store for the configured collection."""
+def open_store(settings: Settings, *, client: Any = None, embeddings: Any = None) -> Milvus:
+    """The embedding model and the vector store for the configured collection (over `client` when given)."""
     from embeddings import build_embeddings
     from index.store import open_vectorstore
 
-    embeddings = build_embeddings(settings)
-    return open_vectorstore(settings, embeddings, embedding_model=embeddings.model_id, dim=embeddings.dim or 0)
+    embeddings = embeddings or build_embeddings(settings)
+    return open_vectorstore(
+        settings, embeddings, embedding_model=embeddings.model_id, dim=embeddings.dim or 0, client=client
+    )
 
 
 def build_retriever(
@@ -272,14 +271,12 @@ def build_retriever(
     }
     if per_search and store is None and settings.uses_lite:
         from embeddings import build_embeddings
-        from index.store import LOCK_WAIT, open_client, open_vectorstore, release
+        from index.store import LOCK_WAIT, open_client, release
 
         embeddings = build_embeddings(settings)
         client = open_client(settings, wait=LOCK_WAIT)
         try:  # the index exists and fits the model: said now, not at the first search
-            open_vectorstore(
-                settings, embeddings, embedding_model=embeddings.model_id, dim=embeddings.dim or 0, client=client
-            )
+            open_store(settings, client=client, embeddings=embeddings)
         finally:
             release(settings, client)
         return ScopedMilvusRetriever(settings=settings, embeddings=embeddings, lock_wait=LOCK_WAIT, **fields)
